@@ -1,0 +1,42 @@
+// Errors for bad input from outside (files, flags, JSON, API arguments).
+// Every message names where (file, tensor or field), what was expected and what was found.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "nibble/api.h"
+
+namespace nibble {
+
+class NIBBLE_API Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+// The file could not be opened, read, written or renamed.
+class NIBBLE_API IoError : public Error {
+ public:
+  using Error::Error;
+};
+// The bytes of a file do not follow its format.
+class NIBBLE_API FormatError : public Error {
+ public:
+  using Error::Error;
+};
+// A shape, length or dtype does not fit what the operation needs.
+class NIBBLE_API ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+// A configuration value (flag, JSON field) is missing or out of range.
+class NIBBLE_API ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+// A collective or point-to-point message failed.
+class NIBBLE_API CommError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace nibble
