@@ -5,11 +5,14 @@
 //
 // Rounding: f32 -> narrow is round-to-nearest, ties-to-even, with subnormals kept.
 // Overflow: f16, bf16, tf32 and e5m2 round to +-inf (IEEE 754). e4m3fn has no inf:
-//   |x| > 464 (the midpoint between its max 448 and the next step 480), +-inf and NaN
-//   all become NaN (0x7F with the sign), exactly PyTorch's `.to(torch.float8_e4m3fn)`.
-// NaN policy (docs/FORMATS.md "NaN policy"):
+//   every finite value beyond its max 448 and +-inf saturate to +-448 (0x7E with the
+//   sign); NaN stays NaN. This is PyTorch's `.to(torch.float8_e4m3fn)` (checked on
+//   torch 2.15: older releases turned overflow into NaN).
+// NaN policy (docs/NUMERICS.md):
 //   f16, bf16, tf32: the sign and the top payload bits are kept and the quiet bit is set,
-//     as x86 F16C (vcvtps2ph), AVX512-BF16 (vcvtneps2bf16) and numpy do.
+//     as x86 F16C (vcvtps2ph), AVX512-BF16 (vcvtneps2bf16) and torch's f16 cast do
+//     (numpy keeps the payload without the quiet bit; torch's bf16 writes 0xFFFF; see
+//     docs/NUMERICS.md).
 //   e4m3fn, e5m2: sign | 0x7F, PyTorch's fp8 cast (one NaN per sign).
 // narrow -> f32 is exact for every pattern, NaN payloads included.
 #pragma once
@@ -106,7 +109,8 @@ inline uint8_t F32ToF8E4M3(float f) {
   const uint32_t bits = F32Bits(f);
   const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
   const uint32_t x = bits & 0x7FFFFFFFu;
-  if (x > 0x43E80000u) return sign | 0x7Fu;  // > 464, inf, NaN -> NaN
+  if (x > 0x7F800000u) return sign | 0x7Fu;   // NaN
+  if (x >= 0x43E00000u) return sign | 0x7Eu;  // >= 448 and inf: saturate to 448
   if (x >= 0x3C800000u) return sign | static_cast<uint8_t>(detail::NormalRound(x, 20, 120));
   return sign | static_cast<uint8_t>(detail::SubnormalSteps(x, -9));
 }

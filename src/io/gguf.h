@@ -3,12 +3,15 @@
 // Byte layout (little-endian):
 //   u32 magic "GGUF" (0x46554747) | u32 version (2 or 3) | u64 n_tensors | u64 n_kv
 //   n_kv  x { string key | u32 value_type | value }
-//   n_tensors x { string name | u32 n_dims (<= 4) | u64 ne[n_dims] | u32 ggml_type | u64 offset }
-//   padding to `general.alignment` (default 32, a power of two)
-//   tensor data: each tensor at data_start + offset, offset a multiple of the alignment
+//   n_tensors x { string name | u32 n_dims (1..4) | u64 ne[n_dims] (each <= INT64_MAX) | u32 ggml_type | u64 offset }
+//   zero padding to `general.alignment` (a u32 kv, default 32, a non-zero power of two)
+//   tensor data: each tensor at data_start + offset, offset a multiple of the alignment,
+//                tensors disjoint and inside the file; writers pad after each tensor
 //   string = u64 length + UTF-8 bytes (no terminator)
-//   value types: 0 u8, 1 i8, 2 u16, 3 i16, 4 u32, 5 i32, 6 f32, 7 bool, 8 string,
+//   value types: 0 u8, 1 i8, 2 u16, 3 i16, 4 u32, 5 i32, 6 f32, 7 bool (1 byte, 0 or 1), 8 string,
 //                9 array (u32 elem_type + u64 count + elements; arrays may nest), 10 u64, 11 i64, 12 f64
+// v2 and v3 share this layout (v1 had u32 counts and is rejected); v3 files may be
+// big-endian, which nibble rejects (the version field then reads byte-swapped).
 // Shapes: GGUF lists ne[0] first (the fastest-varying extent); nibble stores the
 // row-major (numpy/PyTorch) order, i.e. ne reversed.
 #pragma once
@@ -17,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -26,11 +30,20 @@
 
 namespace nibble::io {
 
+inline constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as a little-endian u32
+inline constexpr uint64_t kGgufDefaultAlignment = 32;  // docs/gguf.md, `general.alignment`
+inline constexpr uint32_t kGgufMaxDims = 4;            // GGML_MAX_DIMS
+inline constexpr int kGgufMaxArrayDepth = 8;           // nibble's bound on arrays of arrays
+inline constexpr std::string_view kGgufAlignmentKey = "general.alignment";
+
 enum class GgufType : uint32_t {
   kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
   kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
 };
+inline constexpr uint32_t kNumGgufTypes = 13;
 std::string_view GgufTypeName(GgufType t);  // "u8", …, "array"
+// Fewest bytes one value of `t` can take (string: its u64 length; array: u32 type + u64 count).
+uint64_t GgufMinValueBytes(GgufType t);
 
 struct GgufValue;
 struct GgufArray {

@@ -8,8 +8,15 @@
 // w1 [L, F, D], w2 [L, D, F], w3 [L, F, D], rms_final [D],
 // freq_cis_real [S, Dh/2], freq_cis_imag [S, Dh/2] (legacy RoPE tables, unused),
 // then wcls [V, D] when unshared. Dh = D / n_heads, KV = n_kv_heads.
-// Version 1+ files (magic "ak42") are recognised and rejected with a clear error.
-// Tokenizer: i32 max_token_length, then vocab_size x {f32 score, i32 len, len bytes}.
+// The file is exactly 28 + 4 x (sum of the above) bytes; every header field must be
+// in [1, 2^20] (|vocab_size| for the sign), dim % n_heads == 0, n_heads % n_kv_heads == 0
+// and Dh even. Version 1+ files (magic "ak42") are recognised and rejected with a clear error.
+// Tensor names are Hugging Face style (w1 = mlp.gate_proj, w2 = mlp.down_proj,
+// w3 = mlp.up_proj, rms_att = input_layernorm, rms_ffn = post_attention_layernorm,
+// wcls = lm_head), but q_proj/k_proj rows keep the llama2.c/Meta RoPE order, which
+// rotates adjacent pairs (i, i+1), not HF's rotate-half order: they are not permuted.
+// Tokenizer: i32 max_token_length, then vocab_size x {f32 score, i32 len, len bytes},
+// with 0 <= len <= max_token_length and nothing after the last record.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +30,7 @@
 
 namespace nibble::io {
 
+// The header; vocab_size holds |vocab_size| and shared_classifier its sign (> 0).
 struct Llama2cConfig {
   int32_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0, seq_len = 0;
   bool shared_classifier = true;

@@ -52,13 +52,17 @@ class SafetensorsFile {
   uint64_t header_bytes_ = 0;
   std::map<std::string, std::string> metadata_;
   std::vector<SafetensorsTensor> tensors_;
+  std::map<std::string, size_t, std::less<>> index_;  // tensor name -> position in tensors_
 };
 
 // A checkpoint that is one file or several shards behind an index.
 class SafetensorsCheckpoint {
  public:
   // `path` is a .safetensors file, a model.safetensors.index.json, or a directory
-  // holding either model.safetensors or model.safetensors.index.json.
+  // holding either model.safetensors or model.safetensors.index.json (the single
+  // file wins when both exist, as in transformers). With an index, every
+  // weight_map entry must be in the shard it names, every shard tensor must be
+  // listed, and shard paths may not leave the index's directory.
   static SafetensorsCheckpoint Open(const std::string& path);
 
   const std::vector<SafetensorsFile>& shards() const { return shards_; }
@@ -89,6 +93,9 @@ void WriteSafetensors(const std::string& path, const std::vector<SafetensorsWrit
 
 // Writes shards of at most `max_shard_bytes` of tensor data plus
 // model.safetensors.index.json into `dir` (names model-0000i-of-0000n.safetensors).
+// Tensors fill shards in the order given; one larger than the limit gets a shard
+// of its own. Each shard carries `metadata`; the index holds
+// {"metadata": {"total_size": <tensor bytes>}, "weight_map": {...}} as transformers writes.
 void WriteSafetensorsSharded(const std::string& dir, const std::vector<SafetensorsWriteTensor>& tensors,
                              const std::map<std::string, std::string>& metadata, uint64_t max_shard_bytes);
 

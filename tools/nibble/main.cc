@@ -1,3 +1,43 @@
-// nibble CLI entry point.
+// nibble CLI entry point: parses the subcommand, runs it, turns errors into one line
+// on stderr and a non-zero exit code.
+#include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
-int main() { std::puts("nibble"); return 0; }
+#include <exception>
+#include <new>
+
+#include "commands.h"
+#include "nibble/nibble.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"nibble: make large language models small and cheap to run and fine-tune, on a CPU"};
+  app.set_version_flag("--version", nibble::Version());
+  app.require_subcommand(1);
+  app.footer(
+      "Examples:\n"
+      "  nibble inspect assets/stories260K/stories260K.bin\n"
+      "  nibble convert --dtype bf16 model.gguf model-bf16.gguf\n"
+      "Run 'nibble COMMAND --help' for a command's flags and examples.\n");
+  const auto inspect = nibble::cli::AddInspect(app);
+  const auto convert = nibble::cli::AddConvert(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (app.got_subcommand("inspect")) return inspect();
+    if (app.got_subcommand("convert")) return convert();
+  } catch (const nibble::Error& e) {
+    fmt::print(stderr, "nibble: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "nibble: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "nibble: error: {}\n", e.what());
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,14 @@
+// nibble's public API: the only headers the CLI and other clients include.
+// May include: the standard library and other include/nibble headers.
+#pragma once
+
+#include "nibble/api.h"
+#include "nibble/convert.h"
+#include "nibble/dtype.h"
+#include "nibble/error.h"
+#include "nibble/inspect.h"
+#include "nibble/memory.h"
+
+namespace nibble {
+NIBBLE_API const char* Version();
+}  // namespace nibble

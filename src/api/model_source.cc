@@ -1,0 +1,116 @@
+// Format detection and opening of model files behind ModelSource.
+#include "api/model_source.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "nibble/error.h"
+
+namespace nibble::api {
+namespace fs = std::filesystem;
+
+std::string_view FileFormatName(FileFormat f) {
+  switch (f) {
+    case FileFormat::kSafetensors:
+      return "safetensors";
+    case FileFormat::kGguf:
+      return "gguf";
+    case FileFormat::kLlama2c:
+      return "llama2c";
+  }
+  return "unknown";
+}
+
+namespace {
+
+FileFormat Detect(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw IoError(fmt::format("{}: no such file or directory", path));
+  if (fs::is_directory(path, ec)) return FileFormat::kSafetensors;
+  const std::string ext = fs::path(path).extension().string();
+  if (ext == ".json") return FileFormat::kSafetensors;  // a sharded index
+  uint8_t head[9] = {};
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw IoError(fmt::format("{}: cannot open for reading", path));
+  f.read(reinterpret_cast<char*>(head), sizeof(head));
+  const auto got = static_cast<size_t>(f.gcount());
+  if (got >= 4 && std::memcmp(head, "GGUF", 4) == 0) return FileFormat::kGguf;
+  if (ext == ".gguf") return FileFormat::kGguf;  // the parser reports the bad magic
+  if (ext == ".safetensors" || (got == 9 && head[8] == '{')) return FileFormat::kSafetensors;
+  if (ext == ".bin") return FileFormat::kLlama2c;
+  throw FormatError(fmt::format(
+      "{}: unknown model format: expected a safetensors file or directory, a GGUF file or a llama2.c .bin", path));
+}
+
+uint64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  const auto n = fs::file_size(path, ec);
+  return ec ? 0 : static_cast<uint64_t>(n);
+}
+
+}  // namespace
+
+ModelSource ModelSource::Open(const std::string& path) {
+  ModelSource m;
+  m.path_ = path;
+  m.format_ = Detect(path);
+  switch (m.format_) {
+    case FileFormat::kGguf: {
+      m.gguf_ = io::GgufFile::Open(path);
+      for (const auto& t : m.gguf_->tensors()) m.tensors_.push_back({t.name, t.dtype, t.shape, t.data});
+      m.file_bytes_ = FileSize(path);
+      break;
+    }
+    case FileFormat::kSafetensors: {
+      m.st_ = io::SafetensorsCheckpoint::Open(path);
+      for (const auto& shard : m.st_->shards()) {
+        m.file_bytes_ += FileSize(shard.source());
+        for (const auto& t : shard.tensors()) m.tensors_.push_back({t.name, t.dtype, t.shape, t.data});
+      }
+      break;
+    }
+    case FileFormat::kLlama2c: {
+      m.l2c_ = io::Llama2cCheckpoint::Open(path);
+      for (const auto& t : m.l2c_->tensors()) m.tensors_.push_back({t.name, DType::kF32, t.shape, t.data});
+      m.file_bytes_ = FileSize(path);
+      break;
+    }
+  }
+  return m;
+}
+
+std::string GgufValueTypeName(const io::GgufValue& v) {
+  if (v.type != io::GgufType::kArray) return std::string(io::GgufTypeName(v.type));
+  const auto& arr = std::get<io::GgufArray>(v.value);
+  return fmt::format("array[{}]", io::GgufTypeName(arr.elem_type));
+}
+
+std::string GgufValueToString(const io::GgufValue& v, size_t max_items) {
+  return std::visit(
+      [&](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return fmt::format("\"{}\"", x.size() > 120 ? x.substr(0, 120) + "…" : x);
+        } else if constexpr (std::is_same_v<T, io::GgufArray>) {
+          std::string s = x.items.size() > max_items ? fmt::format("[{} items: ", x.items.size()) : "[";
+          for (size_t i = 0; i < x.items.size() && i < max_items; ++i) {
+            if (i) s += ", ";
+            s += GgufValueToString(x.items[i], max_items);
+          }
+          if (x.items.size() > max_items) s += ", …";
+          return s + "]";
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return x ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, double>) {
+          return fmt::format("{:g}", x);
+        } else {
+          return fmt::format("{}", x);
+        }
+      },
+      v.value);
+}
+
+}  // namespace nibble::api

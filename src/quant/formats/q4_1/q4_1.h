@@ -1,0 +1,49 @@
+// Q4_1: ggml's 4-bit asymmetric block format (type id 3), 32 weights per f16 scale
+// and f16 minimum. Layout from ggml-common.h `block_q4_1` (ggml d99724f).
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "quant/format_traits.h"
+
+namespace nibble::quant::q4_1 {
+
+// One block, 20 bytes, little-endian:
+//   bytes 0-1   d      f16 scale
+//   bytes 2-3   m      f16 minimum (the value of code 0)
+//   bytes 4-19  qs[16] byte j: low nibble = code of element j, high nibble = element j+16
+// Value: x[j] = code_j * float(d) + float(m), code_j in [0, 15], rounded once in f32.
+struct Block {
+  uint16_t d;      // f16 bits
+  uint16_t m;      // f16 bits
+  uint8_t qs[16];  // packed 4-bit codes
+};
+static_assert(sizeof(Block) == 20, "block_q4_1 is 20 bytes");
+
+inline constexpr uint32_t kBlockElems = 32;
+
+// blocks: num_elems / 32 packed blocks (any alignment); out: (num_elems) f32.
+// num_elems must be a multiple of 32 (not checked).
+void DequantizeRef(const void* blocks, float* out, int64_t num_elems) noexcept;
+void Dequantize(const void* blocks, float* out, int64_t num_elems) noexcept;  // Highway
+// ggml's quantize_row_q4_1_ref: d = (max - min)/15, m = min,
+// code = min(15, trunc((x - min)/d + 0.5)).
+void QuantizeRef(const float* in, void* blocks, int64_t num_elems) noexcept;
+// Analytic bound on max_j |x[j] - Dequantize(block)[j]| where block = QuantizeRef(x),
+// for one block of 32 inputs x (derivation in q4_1_ref.cc).
+double RoundTripBound(const float* x, const void* block) noexcept;
+
+inline constexpr FormatTraits kTraits = {
+    .name = "q4_1",
+    .hf_name = "Q4_1",
+    .dtype = DType::kQ4_1,
+    .bits_per_weight = 5.0,
+    .block_elems = kBlockElems,
+    .block_bytes = sizeof(Block),
+    .dequantize = &Dequantize,
+    .dequantize_ref = &DequantizeRef,
+    .quantize_ref = &QuantizeRef,
+};
+
+}  // namespace nibble::quant::q4_1
