@@ -65,13 +65,36 @@ const float* SourceAsF32(ExecContext& ctx, const SourceTensor& t, Tensor& scratc
   return out;
 }
 
-struct OutTensor {
-  std::string name;
-  DType dtype;  // storage dtype written (tf32 is stored as f32)
-  Shape shape;
-  Tensor owned;                    // converted data, when converted
-  std::span<const uint8_t> bytes;  // what to write (owned or the source bytes)
+// What happens to one tensor: its output dtype and whether its values change.
+struct Plan {
+  DType target;   // conversion target (tf32 stays tf32 here)
+  DType storage;  // dtype written (tf32 is stored as f32)
+  bool convert;   // false: the source bytes are copied unchanged
 };
+
+Plan PlanTensor(const SourceTensor& t, const ConvertOptions& o) {
+  if (!IsConvertibleSource(t.dtype)) return {t.dtype, t.dtype, false};
+  const DType target = o.keep_norms_f32 && IsNormName(t.name) ? DType::kF32 : o.dtype;
+  const DType storage = target == DType::kTF32 ? DType::kF32 : target;
+  return {target, storage, t.dtype != target};
+}
+
+// Converts one tensor into `out` (reallocated to fit) and merges the error it
+// introduced into `stats`.
+void ConvertTensor(ExecContext& ctx, const SourceTensor& t, const Plan& plan, Tensor& out,
+                   kernels::ErrorStats& stats) {
+  const int64_t n = t.shape.NumElems();
+  Tensor scratch;
+  const float* x = SourceAsF32(ctx, t, scratch);
+  out = Tensor();  // free the previous tensor's bytes before allocating this one's
+  out = Tensor(ctx.allocator(), plan.storage, t.shape);
+  kernels::ConvertFromF32Parallel(ctx.num_threads(), plan.target, x, out.data(), static_cast<size_t>(n));
+  Tensor back(ctx.allocator(), DType::kF32, t.shape);
+  kernels::ConvertToF32Parallel(ctx.num_threads(), plan.target, out.data(), static_cast<float*>(back.data()),
+                                static_cast<size_t>(n));
+  stats.Merge(kernels::ComputeErrorStatsParallel(ctx.num_threads(), x, static_cast<const float*>(back.data()),
+                                                 static_cast<size_t>(n)));
+}
 
 void CheckTarget(const ConvertOptions& o, FileFormat in, const std::string& out_path, bool out_gguf) {
   if (!kernels::IsConvertible(o.dtype))
@@ -109,43 +132,42 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
   rep.out_format = out_gguf ? "gguf" : "safetensors";
   rep.in_file_bytes = src.file_bytes();
 
-  uint64_t total_in = 0, done_in = 0;
-  for (const auto& t : src.tensors()) total_in += t.data.size();
+  // Plan every tensor first (so the writer can lay out the header), then convert
+  // each one only when the writer asks for its bytes: peak memory is one tensor's
+  // output plus its f32 copies, not the whole model.
+  const auto& tensors = src.tensors();
+  std::vector<Plan> plans;
+  plans.reserve(tensors.size());
+  uint64_t total_in = 0;
+  for (const SourceTensor& t : tensors) {
+    const Plan p = PlanTensor(t, options);
+    if (out_gguf && GetDTypeInfo(p.storage).ggml_type < 0)
+      throw ConfigError(fmt::format("{}: tensor '{}': GGUF cannot hold dtype {}", out, t.name, DTypeName(p.storage)));
+    plans.push_back(p);
+    total_in += t.data.size();
+    rep.in_tensor_bytes += t.data.size();
+    rep.out_tensor_bytes += p.convert ? DTypeBytes(p.storage, static_cast<uint64_t>(t.shape.NumElems())) : t.data.size();
+    rep.num_params += static_cast<uint64_t>(t.shape.NumElems());
+    rep.num_converted += p.convert ? 1 : 0;
+  }
+  rep.num_tensors = tensors.size();
 
   kernels::ErrorStats stats;
-  std::vector<OutTensor> outs;
-  outs.reserve(src.tensors().size());
-  for (const SourceTensor& t : src.tensors()) {
-    OutTensor o{t.name, t.dtype, t.shape, {}, t.data};
-    const int64_t n = t.shape.NumElems();
-    rep.num_params += static_cast<uint64_t>(n);
-    if (IsConvertibleSource(t.dtype)) {
-      const DType target = options.keep_norms_f32 && IsNormName(t.name) ? DType::kF32 : options.dtype;
-      const DType storage = target == DType::kTF32 ? DType::kF32 : target;
-      if (t.dtype != target) {
-        Tensor scratch, back;
-        const float* x = SourceAsF32(ctx, t, scratch);
-        o.owned = Tensor(ctx.allocator(), storage, t.shape);
-        kernels::ConvertFromF32Parallel(ctx.num_threads(), target, x, o.owned.data(), static_cast<size_t>(n));
-        back = Tensor(ctx.allocator(), DType::kF32, t.shape);
-        kernels::ConvertToF32Parallel(ctx.num_threads(), target, o.owned.data(), static_cast<float*>(back.data()),
-                                      static_cast<size_t>(n));
-        stats.Merge(kernels::ComputeErrorStatsParallel(ctx.num_threads(), x, static_cast<const float*>(back.data()),
-                                                       static_cast<size_t>(n)));
-        o.dtype = storage;
-        o.bytes = {static_cast<const uint8_t*>(o.owned.data()), o.owned.num_bytes()};
-        ++rep.num_converted;
+  Tensor current;  // the converted tensor being written
+  uint64_t done_in = 0;
+  auto producer = [&](size_t i) {
+    return [&, i]() -> std::span<const uint8_t> {
+      const SourceTensor& t = tensors[i];
+      std::span<const uint8_t> bytes = t.data;
+      if (plans[i].convert) {
+        ConvertTensor(ctx, t, plans[i], current, stats);
+        bytes = {static_cast<const uint8_t*>(current.data()), current.num_bytes()};
       }
-    } else if (out_gguf && GetDTypeInfo(t.dtype).ggml_type < 0) {
-      throw ConfigError(fmt::format("{}: tensor '{}': GGUF cannot hold dtype {}", out, t.name, DTypeName(t.dtype)));
-    }
-    rep.out_tensor_bytes += o.bytes.size();
-    rep.in_tensor_bytes += t.data.size();
-    done_in += t.data.size();
-    outs.push_back(std::move(o));
-    if (options.progress) options.progress(done_in, total_in, t.name);
-  }
-  rep.num_tensors = outs.size();
+      done_in += t.data.size();
+      if (options.progress) options.progress(done_in, total_in, t.name);
+      return bytes;
+    };
+  };
 
   if (out_gguf) {
     std::vector<io::GgufKv> kv = src.gguf()->metadata();
@@ -157,14 +179,16 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
       e.value = io::GgufValue{io::GgufType::kU32, uint64_t{ft}};
     }
     std::vector<io::GgufWriteTensor> wt;
-    for (const auto& o : outs) wt.push_back({o.name, o.dtype, o.shape, o.bytes});
+    for (size_t i = 0; i < tensors.size(); ++i)
+      wt.push_back({tensors[i].name, plans[i].storage, tensors[i].shape, {}, producer(i)});
     io::WriteGguf(out, kv, wt);
   } else {
     std::map<std::string, std::string> meta;
     if (src.safetensors() != nullptr) meta = src.safetensors()->metadata();
     meta.emplace("format", "pt");  // transformers refuses safetensors files without it
     std::vector<io::SafetensorsWriteTensor> wt;
-    for (const auto& o : outs) wt.push_back({o.name, o.dtype, o.shape, o.bytes});
+    for (size_t i = 0; i < tensors.size(); ++i)
+      wt.push_back({tensors[i].name, plans[i].storage, tensors[i].shape, {}, producer(i)});
     io::WriteSafetensors(out, wt, meta);
   }
 

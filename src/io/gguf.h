@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -101,6 +102,10 @@ struct GgufWriteTensor {
   DType dtype = DType::kF32;
   Shape shape;  // row-major
   std::span<const uint8_t> data;
+  // When set, called once, right before the tensor is written, for its bytes (then
+  // `data` is ignored); the span must stay valid until the next call. This lets a
+  // converter stream a model one tensor at a time instead of holding all of it.
+  std::function<std::span<const uint8_t>()> produce;
 };
 
 // Writes a GGUF v3 file atomically (temp name, fsync, rename). `general.alignment`

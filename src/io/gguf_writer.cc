@@ -135,7 +135,7 @@ uint64_t CheckTensor(const std::string& path, const GgufWriteTensor& t) {
     throw ShapeError(fmt::format("{}: last extent {} is not a multiple of the {} block size {}", what,
                                  t.shape[rank - 1], di.name, di.block_elems));
   const uint64_t num_bytes = DTypeBytes(t.dtype, static_cast<uint64_t>(n));
-  if (num_bytes != t.data.size())
+  if (!t.produce && num_bytes != t.data.size())
     throw ShapeError(fmt::format("{}: {} needs {} bytes, but {} were given", what, di.name, num_bytes, t.data.size()));
   return num_bytes;
 }
@@ -192,7 +192,11 @@ void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std
   w.Write(out.bytes());
   w.WriteZeros(static_cast<size_t>(PadTo(out.bytes().size(), alignment) - out.bytes().size()));
   for (size_t i = 0; i < tensors.size(); ++i) {
-    w.Write(tensors[i].data);
+    const std::span<const uint8_t> data = tensors[i].produce ? tensors[i].produce() : tensors[i].data;
+    if (data.size() != sizes[i])
+      throw ShapeError(fmt::format("{}: tensor '{}': expected {} bytes, the producer gave {}", path, tensors[i].name,
+                                   sizes[i], data.size()));
+    w.Write(data);
     w.WriteZeros(static_cast<size_t>(PadTo(sizes[i], alignment) - sizes[i]));
   }
   w.Commit();

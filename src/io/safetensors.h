@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -83,6 +84,10 @@ struct SafetensorsWriteTensor {
   DType dtype = DType::kF32;
   Shape shape;
   std::span<const uint8_t> data;
+  // When set, called once, right before the tensor is written, for its bytes (then
+  // `data` is ignored); the span must stay valid until the next call. This lets a
+  // converter stream a model one tensor at a time instead of holding all of it.
+  std::function<std::span<const uint8_t>()> produce;
 };
 
 // Writes atomically (temp name, fsync, rename). Throws ShapeError when a tensor's

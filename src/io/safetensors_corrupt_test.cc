@@ -21,10 +21,10 @@ constexpr const char* kSource = "bad.safetensors";
 // u64 header length | header | data.
 std::vector<uint8_t> MakeFile(const std::string& header, size_t data_bytes, uint64_t length_override = 0) {
   const uint64_t n = length_override ? length_override : header.size();
-  std::vector<uint8_t> b(8);
+  std::vector<uint8_t> b(8 + header.size() + data_bytes);
   std::memcpy(b.data(), &n, 8);
-  b.insert(b.end(), header.begin(), header.end());
-  for (size_t i = 0; i < data_bytes; ++i) b.push_back(static_cast<uint8_t>(i));
+  std::memcpy(b.data() + 8, header.data(), header.size());
+  for (size_t i = 0; i < data_bytes; ++i) b[8 + header.size() + i] = static_cast<uint8_t>(i);
   return b;
 }
 

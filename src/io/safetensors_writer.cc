@@ -47,7 +47,7 @@ std::vector<uint64_t> ValidateTensors(const std::string& path, const std::vector
     } catch (const ShapeError& e) {
       throw ShapeError(fmt::format("{}: tensor '{}': {}", path, t.name, e.what()));
     }
-    if (t.data.size() != want)
+    if (!t.produce && t.data.size() != want)
       throw ShapeError(fmt::format("{}: tensor '{}': expected {} bytes for shape {} {}, found {}", path, t.name, want,
                                    t.shape.ToString(), info.name, t.data.size()));
     sizes.push_back(want);
@@ -90,7 +90,13 @@ void WriteValidated(const std::string& path, const std::vector<SafetensorsWriteT
   AtomicWriter out(path);
   out.Write(length, sizeof(length));
   out.Write(header.data(), header.size());
-  for (const auto& t : tensors) out.Write(t.data);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const std::span<const uint8_t> data = tensors[i].produce ? tensors[i].produce() : tensors[i].data;
+    if (data.size() != sizes[i])
+      throw ShapeError(fmt::format("{}: tensor '{}': expected {} bytes, the producer gave {}", path, tensors[i].name,
+                                   sizes[i], data.size()));
+    out.Write(data);
+  }
   out.Commit();
 }
 
