@@ -40,7 +40,8 @@ struct ConvertReport {
 // Converts IN (safetensors file/dir, GGUF, llama2.c .bin) to OUT. The output format
 // follows OUT's extension: ".safetensors" or ".gguf" (GGUF output needs GGUF input,
 // whose metadata it keeps). Integer and bool tensors are copied unchanged;
-// quantized GGUF tensors are dequantized first. OUT is written atomically.
+// quantized GGUF tensors are dequantized first; llama2.c's legacy RoPE tables are
+// not written (they are derived, and no other tool reads them). OUT is written atomically.
 // Throws ConfigError for an unsupported combination, FormatError/IoError for bad files.
 NIBBLE_API ConvertReport Convert(const std::string& in, const std::string& out, const ConvertOptions& options);
 

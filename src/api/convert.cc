@@ -83,17 +83,23 @@ Plan PlanTensor(const SourceTensor& t, const ConvertOptions& o) {
 // introduced into `stats`.
 void ConvertTensor(ExecContext& ctx, const SourceTensor& t, const Plan& plan, Tensor& out,
                    kernels::ErrorStats& stats) {
-  const int64_t n = t.shape.NumElems();
+  const auto n = static_cast<size_t>(t.shape.NumElems());
+  out = Tensor();  // free the previous tensor's bytes before allocating this one's
+  if (plan.target == DType::kF32) {
+    // Decoding to f32 is exact: the values are the source's (dequantized) values.
+    const float* x = SourceAsF32(ctx, t, out);
+    if (out.data() == nullptr) {  // the source was aligned f32 already (only for tf32 -> f32)
+      out = Tensor(ctx.allocator(), DType::kF32, t.shape);
+      std::memcpy(out.data(), x, n * sizeof(float));
+    }
+    stats.count += n;
+    return;
+  }
   Tensor scratch;
   const float* x = SourceAsF32(ctx, t, scratch);
-  out = Tensor();  // free the previous tensor's bytes before allocating this one's
   out = Tensor(ctx.allocator(), plan.storage, t.shape);
-  kernels::ConvertFromF32Parallel(ctx.num_threads(), plan.target, x, out.data(), static_cast<size_t>(n));
-  Tensor back(ctx.allocator(), DType::kF32, t.shape);
-  kernels::ConvertToF32Parallel(ctx.num_threads(), plan.target, out.data(), static_cast<float*>(back.data()),
-                                static_cast<size_t>(n));
-  stats.Merge(kernels::ComputeErrorStatsParallel(ctx.num_threads(), x, static_cast<const float*>(back.data()),
-                                                 static_cast<size_t>(n)));
+  kernels::ConvertFromF32Parallel(ctx.num_threads(), plan.target, x, out.data(), n);
+  stats.Merge(kernels::ComputeRoundTripErrorParallel(ctx.num_threads(), plan.target, x, out.data(), n));
 }
 
 void CheckTarget(const ConvertOptions& o, FileFormat in, const std::string& out_path, bool out_gguf) {
@@ -135,7 +141,10 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
   // Plan every tensor first (so the writer can lay out the header), then convert
   // each one only when the writer asks for its bytes: peak memory is one tensor's
   // output plus its f32 copies, not the whole model.
-  const auto& tensors = src.tensors();
+  // Buffers (llama2.c's RoPE tables) are derived data that no other tool expects.
+  std::vector<SourceTensor> tensors;
+  for (const SourceTensor& t : src.tensors())
+    if (!t.is_buffer) tensors.push_back(t);
   std::vector<Plan> plans;
   plans.reserve(tensors.size());
   uint64_t total_in = 0;
@@ -176,7 +185,8 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
       const uint32_t ft = options.dtype == DType::kF16    ? kFileTypeMostlyF16
                           : options.dtype == DType::kBF16 ? kFileTypeMostlyBF16
                                                           : kFileTypeAllF32;
-      e.value = io::GgufValue{io::GgufType::kU32, uint64_t{ft}};
+      e.value.type = io::GgufType::kU32;
+      e.value.value = uint64_t{ft};
     }
     std::vector<io::GgufWriteTensor> wt;
     for (size_t i = 0; i < tensors.size(); ++i)

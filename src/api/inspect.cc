@@ -1,6 +1,8 @@
 // nibble::Inspect: what a model file holds, in one ModelInfo.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -40,6 +42,9 @@ void AddGgufArchitecture(const io::GgufFile& g, ModelInfo& info) {
   if (arch_kv == nullptr || arch_kv->value.type != io::GgufType::kString) return;
   const std::string arch = std::get<std::string>(arch_kv->value.value);
   info.architecture.emplace_back("model_type", arch);
+  auto has = [&](std::string_view k) {
+    return std::any_of(info.architecture.begin(), info.architecture.end(), [&](const auto& p) { return p.first == k; });
+  };
   // GGUF key suffix -> Hugging Face config field.
   static constexpr std::pair<std::string_view, std::string_view> kMap[] = {
       {"embedding_length", "hidden_size"},
@@ -58,12 +63,18 @@ void AddGgufArchitecture(const io::GgufFile& g, ModelInfo& info) {
     if (const io::GgufKv* kv = g.FindKey(arch + "." + std::string(suffix)))
       info.architecture.emplace_back(std::string(hf), api::GgufValueToString(kv->value));
   }
-  const bool has_vocab = std::any_of(info.architecture.begin(), info.architecture.end(),
-                                     [](const auto& p) { return p.first == "vocab_size"; });
-  if (!has_vocab) {
+  if (!has("vocab_size")) {
     if (const io::GgufKv* kv = g.FindKey("tokenizer.ggml.tokens"); kv && kv->value.type == io::GgufType::kArray)
       info.architecture.emplace_back("vocab_size",
                                      fmt::to_string(std::get<io::GgufArray>(kv->value.value).items.size()));
+  }
+  // head_dim defaults to hidden_size / num_attention_heads, as in transformers.
+  const io::GgufKv* hidden = g.FindKey(arch + ".embedding_length");
+  const io::GgufKv* heads = g.FindKey(arch + ".attention.head_count");
+  if (!has("head_dim") && hidden && heads && hidden->value.type == io::GgufType::kU32 &&
+      heads->value.type == io::GgufType::kU32) {
+    const uint64_t h = std::get<uint64_t>(hidden->value.value), n = std::get<uint64_t>(heads->value.value);
+    if (n != 0) info.architecture.emplace_back("head_dim", fmt::to_string(h / n));
   }
   const bool tied = g.FindTensor("output.weight") == nullptr;
   info.architecture.emplace_back("tie_word_embeddings", tied ? "true" : "false");
@@ -104,9 +115,7 @@ ModelInfo Inspect(const std::string& path) {
     ti.num_elems = static_cast<uint64_t>(t.shape.NumElems());
     ti.num_bytes = t.data.size();
     info.tensor_bytes += ti.num_bytes;
-    // llama2.c's legacy RoPE tables are buffers, not parameters.
-    const bool is_buffer = src.format() == FileFormat::kLlama2c && t.name.starts_with("freq_cis");
-    if (!is_buffer) {
+    if (!t.is_buffer) {
       info.num_params += ti.num_elems;
       info.param_bytes += ti.num_bytes;
     }
@@ -115,7 +124,7 @@ ModelInfo Inspect(const std::string& path) {
   switch (src.format()) {
     case FileFormat::kGguf: {
       const io::GgufFile& g = *src.gguf();
-      info.format_version = fmt::to_string(g.version());
+      info.format_version = fmt::format("v{}", g.version());
       for (const auto& kv : g.metadata())
         info.metadata.push_back({kv.key, api::GgufValueTypeName(kv.value), api::GgufValueToString(kv.value)});
       AddGgufArchitecture(g, info);

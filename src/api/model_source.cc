@@ -53,6 +53,33 @@ uint64_t FileSize(const std::string& path) {
 
 }  // namespace
 
+std::string EscapeForDisplay(std::string_view s, size_t max_bytes) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (out.size() >= max_bytes) {
+      // Do not cut a UTF-8 sequence in half: drop continuation bytes already copied.
+      while (!out.empty() && (static_cast<uint8_t>(out.back()) & 0xC0) == 0x80) out.pop_back();
+      if (!out.empty() && static_cast<uint8_t>(out.back()) >= 0xC0) out.pop_back();
+      return out + "…";
+    }
+    const char c = s[i];
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (static_cast<uint8_t>(c) < 0x20) {
+          out += fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
 ModelSource ModelSource::Open(const std::string& path) {
   ModelSource m;
   m.path_ = path;
@@ -74,7 +101,8 @@ ModelSource ModelSource::Open(const std::string& path) {
     }
     case FileFormat::kLlama2c: {
       m.l2c_ = io::Llama2cCheckpoint::Open(path);
-      for (const auto& t : m.l2c_->tensors()) m.tensors_.push_back({t.name, DType::kF32, t.shape, t.data});
+      for (const auto& t : m.l2c_->tensors())
+        m.tensors_.push_back({t.name, DType::kF32, t.shape, t.data, t.name.starts_with("freq_cis")});
       m.file_bytes_ = FileSize(path);
       break;
     }
@@ -93,7 +121,7 @@ std::string GgufValueToString(const io::GgufValue& v, size_t max_items) {
       [&](const auto& x) -> std::string {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          return fmt::format("\"{}\"", x.size() > 120 ? x.substr(0, 120) + "…" : x);
+          return fmt::format("\"{}\"", EscapeForDisplay(x, 120));
         } else if constexpr (std::is_same_v<T, io::GgufArray>) {
           std::string s = x.items.size() > max_items ? fmt::format("[{} items: ", x.items.size()) : "[";
           for (size_t i = 0; i < x.items.size() && i < max_items; ++i) {

@@ -26,6 +26,9 @@ struct SourceTensor {
   DType dtype = DType::kF32;
   Shape shape;
   std::span<const uint8_t> data;
+  // A derived table, not a parameter (llama2.c's legacy RoPE tables): not counted
+  // as parameters, not written by convert.
+  bool is_buffer = false;
 };
 
 class ModelSource {
@@ -57,5 +60,8 @@ class ModelSource {
 // abbreviated as "[N items: a, b, c, …]".
 std::string GgufValueToString(const io::GgufValue& v, size_t max_items = 8);
 std::string GgufValueTypeName(const io::GgufValue& v);
+// `s` with control characters, quotes and backslashes escaped, cut to about
+// `max_bytes` (at a UTF-8 character boundary) with "…" appended when longer.
+std::string EscapeForDisplay(std::string_view s, size_t max_bytes);
 
 }  // namespace nibble::api

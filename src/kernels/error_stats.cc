@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/convert.h"
+
 namespace nibble::kernels {
 
 void ErrorStats::Merge(const ErrorStats& o) {
@@ -44,6 +46,28 @@ ErrorStats ComputeErrorStatsParallel(int num_threads, const float* a, const floa
   for (size_t c = 0; c < num_chunks; ++c) {
     const size_t begin = c * kChunk;
     parts[c] = ComputeErrorStats(a + begin, b + begin, std::min(kChunk, n - begin));
+  }
+  ErrorStats total;
+  for (const auto& p : parts) total.Merge(p);
+  return total;
+}
+
+ErrorStats ComputeRoundTripErrorParallel(int num_threads, DType dtype, const float* x, const void* encoded,
+                                         size_t n) noexcept {
+  constexpr size_t kChunk = size_t{1} << 16;
+  const size_t num_chunks = (n + kChunk - 1) / kChunk;
+  const size_t elem_bytes = GetDTypeInfo(dtype).block_bytes;  // dense types: one element per block
+  std::vector<ErrorStats> parts(num_chunks);
+#pragma omp parallel num_threads(num_threads)
+  {
+    std::vector<float> decoded(kChunk);
+#pragma omp for schedule(static)
+    for (size_t c = 0; c < num_chunks; ++c) {
+      const size_t begin = c * kChunk;
+      const size_t len = std::min(kChunk, n - begin);
+      ConvertToF32(dtype, static_cast<const uint8_t*>(encoded) + begin * elem_bytes, decoded.data(), len);
+      parts[c] = ComputeErrorStats(x + begin, decoded.data(), len);
+    }
   }
   ErrorStats total;
   for (const auto& p : parts) total.Merge(p);

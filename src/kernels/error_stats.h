@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace nibble::kernels {
 
 struct ErrorStats {
@@ -23,5 +25,10 @@ ErrorStats ComputeErrorStats(const float* a, const float* b, size_t n) noexcept;
 // The same over `num_threads` OpenMP threads (fixed chunking, so the result does
 // not depend on scheduling: partial sums are merged in chunk order).
 ErrorStats ComputeErrorStatsParallel(int num_threads, const float* a, const float* b, size_t n) noexcept;
+// The error of storing `x` as `dtype` (one of IsConvertible's): decodes `encoded`
+// (n elements of dtype) 64 Ki elements at a time into a per-thread buffer and
+// compares with x, so no full-size f32 copy is needed.
+ErrorStats ComputeRoundTripErrorParallel(int num_threads, DType dtype, const float* x, const void* encoded,
+                                         size_t n) noexcept;
 
 }  // namespace nibble::kernels

@@ -49,7 +49,7 @@ int CountLines(const std::string& s) { return static_cast<int>(std::count(s.begi
 TEST(Cli, InspectGgufListsAll48Tensors) {
   const RunResult r = RunCli("inspect " + SharedData("llama2c-stories260K/stories260K.gguf"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("gguf (3), 48 tensors"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gguf (v3), 48 tensors"), std::string::npos) << r.out;
   // 260,032 weights + output.weight, ggml-org's copy of the 512x64 embedding.
   EXPECT_NE(r.out.find("292,800 parameters"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("token_embd.weight"), std::string::npos);
