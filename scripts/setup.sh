@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
-  libhwy-dev libdnnl-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libhwy-dev libdnnl-dev libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin
   clang-14 libclang-rt-14-dev
