@@ -1,5 +1,5 @@
 // Per-target body of the bulk dtype conversions (kernels/convert.h): integer-only
-// rounding so every Highway target, EMU128 included, matches core/float_convert.h bit
+// rounding so every Highway target, the SCALAR fallback included, matches core/float_convert.h bit
 // for bit. No hardware float<->half converters are used: F16C sets the quiet bit on
 // decode, Highway 1.0.3's bf16 DemoteTo truncates and vcvtneps2bf16 flushes subnormals.
 
