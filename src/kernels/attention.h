@@ -1,0 +1,24 @@
+// Causal grouped-query attention over a KV cache (../shared/specs/gptq-lora-zero.md
+// §4.2): per query head i, kv head j = i / (H / KV); S = q·kᵀ / sqrt(Dh) over positions
+// 0 .. pos (the causal mask), P = softmax(S) in f32, o = P·v. OpenMP over (token, head).
+#pragma once
+
+#include <cstddef>
+
+namespace nibble::kernels {
+
+// Dimension names: T new tokens at positions start_pos .. start_pos+T-1, H query heads,
+// KV key/value heads (H % KV == 0), Dh head size; P = start_pos + T cached positions.
+// q:   [T, H*Dh] f32, RoPE already applied.
+// k,v: [>= P, KV*Dh] f32 cache rows; row p holds position p (RoPE applied to k).
+// out: [T, H*Dh] f32, heads concatenated (must not alias q, k, v).
+// scratch: [num_threads, P] f32 for the score rows.
+// Query t attends to positions 0 .. start_pos + t. noexcept, no checks.
+void CausalAttention(int num_threads, const float* q, const float* k, const float* v, float* out, size_t T,
+                     size_t start_pos, size_t H, size_t KV, size_t Dh, float* scratch) noexcept;
+
+// Scalar oracle: scores, softmax and weighted sum in double.
+void CausalAttentionRef(const float* q, const float* k, const float* v, float* out, size_t T, size_t start_pos,
+                        size_t H, size_t KV, size_t Dh) noexcept;
+
+}  // namespace nibble::kernels

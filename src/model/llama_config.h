@@ -1,0 +1,39 @@
+// Llama-family model configuration with Hugging Face field names (config.json of
+// LlamaForCausalLM; Qwen2's q/k/v bias as attention_bias) and its validation.
+// Layer rule: model depends on core, kernels and quant only (never io).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/rope.h"
+
+namespace nibble::model {
+
+struct LlamaConfig {
+  int64_t hidden_size = 0;              // D
+  int64_t intermediate_size = 0;        // F (MLP width)
+  int64_t num_hidden_layers = 0;        // L
+  int64_t num_attention_heads = 0;      // H
+  int64_t num_key_value_heads = 0;      // KV (H % KV == 0; KV == H without GQA)
+  int64_t head_dim = 0;                 // Dh; 0 means hidden_size / num_attention_heads
+  int64_t vocab_size = 0;               // V
+  int64_t max_position_embeddings = 0;  // longest context the KV cache may hold by default
+  float rms_norm_eps = 1e-6f;           // HF LlamaConfig default
+  float rope_theta = 10000.0f;          // HF LlamaConfig default
+  bool tie_word_embeddings = false;     // lm_head = embed_tokens
+  bool attention_bias = false;          // q/k/v projections carry biases (Qwen2)
+  // Row order of q_proj/k_proj within a head, which decides the RoPE pairing:
+  // kAdjacentPairs for llama2.c/GGUF/Meta weights, kRotateHalf for HF weights.
+  kernels::RopeLayout rope_layout = kernels::RopeLayout::kRotateHalf;
+
+  // Throws ConfigError naming the first field that is missing or out of range:
+  // positive extents (each at most 2^24, so products fit easily), H % KV == 0,
+  // head_dim even, rms_norm_eps > 0 and rope_theta > 1, both finite.
+  void Validate() const;
+
+  int64_t HeadDim() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
+  int64_t QDim() const { return num_attention_heads * HeadDim(); }     // H·Dh
+  int64_t KvDim() const { return num_key_value_heads * HeadDim(); }    // KV·Dh
+};
+
+}  // namespace nibble::model

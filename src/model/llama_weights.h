@@ -1,0 +1,56 @@
+// Llama weights by role: borrowed f32 views (the caller owns the memory: a mapped file
+// or converted copies, and keeps it alive as long as the model), checked against a
+// LlamaConfig once, plus a binder from the Hugging Face tensor names of spec §4.3.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/llama_config.h"
+
+namespace nibble::model {
+
+// An absent optional tensor is a view with data == nullptr.
+struct LlamaLayerWeights {
+  ConstTensorView attn_norm;  // [D] f32, input_layernorm
+  ConstTensorView wq;         // [H*Dh, D] f32, q_proj (row order per config.rope_layout)
+  ConstTensorView wk;         // [KV*Dh, D] f32, k_proj (row order per config.rope_layout)
+  ConstTensorView wv;         // [KV*Dh, D] f32, v_proj
+  ConstTensorView wo;         // [D, H*Dh] f32, o_proj
+  ConstTensorView bq;         // [H*Dh] f32, present iff config.attention_bias
+  ConstTensorView bk;         // [KV*Dh] f32, present iff config.attention_bias
+  ConstTensorView bv;         // [KV*Dh] f32, present iff config.attention_bias
+  ConstTensorView ffn_norm;   // [D] f32, post_attention_layernorm
+  ConstTensorView w_gate;     // [F, D] f32, mlp.gate_proj
+  ConstTensorView w_up;       // [F, D] f32, mlp.up_proj
+  ConstTensorView w_down;     // [D, F] f32, mlp.down_proj
+};
+
+struct LlamaWeights {
+  ConstTensorView embed;                  // [V, D] f32, embed_tokens
+  std::vector<LlamaLayerWeights> layers;  // L entries
+  ConstTensorView final_norm;             // [D] f32, model.norm
+  ConstTensorView lm_head;                // [V, D] f32; absent (ignored) when tie_word_embeddings
+
+  // Throws ShapeError naming the role ("layer 3 w_up") when a tensor is missing, is not
+  // f32 or has the wrong shape for `config` (which must already be valid).
+  void Validate(const LlamaConfig& config) const;
+  // The classifier matrix in use: embed when tied, else lm_head.
+  const ConstTensorView& Classifier(const LlamaConfig& config) const {
+    return config.tie_word_embeddings ? embed : lm_head;
+  }
+};
+
+// Looks a tensor up by its HF name ("model.layers.0.self_attn.q_proj.weight");
+// std::nullopt when the file has no such tensor.
+using TensorLookup = std::function<std::optional<ConstTensorView>(std::string_view name)>;
+
+// Fills every role from the HF names of spec §4.3 (biases only with attention_bias,
+// lm_head only when untied), then Validate()s. A missing tensor is a ShapeError
+// naming it.
+LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup);
+
+}  // namespace nibble::model
