@@ -11,10 +11,13 @@
 #include <random>
 #include <vector>
 
+#include "model/tiny_llama_testing.h"
 #include "nibble/error.h"
 
 namespace nibble::model {
 namespace {
+using testing::RandomWeights;
+using testing::TinyConfig;
 
 // Spec §4.2 precision policy: fp32 logits within 1e-4 of the logit scale (max |logit|)
 // against a double reference; per stage the f32 error is ~K·u (K <= 48 here) over ~15
@@ -23,62 +26,6 @@ constexpr double kTolLogitsRel = 1e-4;
 // Batched vs token-by-token: every dot product and attention row is computed in the
 // same order whatever M is, so the logits agree to rounding (in practice bit for bit).
 constexpr double kTolBatchedRel = 1e-6;
-
-LlamaConfig TinyConfig() {
-  LlamaConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.vocab_size = 40;
-  c.max_position_embeddings = 64;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 10000.0f;
-  c.attention_bias = true;
-  c.rope_layout = kernels::RopeLayout::kAdjacentPairs;
-  return c;
-}
-
-// Owns random f32 tensors and hands out the views of a LlamaWeights.
-struct RandomWeights {
-  std::vector<std::vector<float>> store;
-  std::mt19937 rng{1234};
-
-  ConstTensorView Make(Shape shape, float scale, float offset = 0.0f) {
-    std::normal_distribution<float> dist(offset, scale);
-    std::vector<float> v(static_cast<size_t>(shape.NumElems()));
-    for (float& x : v) x = dist(rng);
-    store.push_back(std::move(v));
-    return {store.back().data(), DType::kF32, shape};
-  }
-  LlamaWeights Build(const LlamaConfig& c) {
-    store.reserve(64);
-    const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, QD = c.QDim(), KVD = c.KvDim();
-    const float s = 1.0f / std::sqrt(static_cast<float>(D));
-    LlamaWeights w;
-    w.embed = Make({V, D}, 1.0f);
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-      LlamaLayerWeights lw;
-      lw.attn_norm = Make({D}, 0.1f, 1.0f);
-      lw.wq = Make({QD, D}, s);
-      lw.wk = Make({KVD, D}, s);
-      lw.wv = Make({KVD, D}, s);
-      lw.wo = Make({D, QD}, s);
-      lw.bq = Make({QD}, 0.1f);
-      lw.bk = Make({KVD}, 0.1f);
-      lw.bv = Make({KVD}, 0.1f);
-      lw.ffn_norm = Make({D}, 0.1f, 1.0f);
-      lw.w_gate = Make({F, D}, s);
-      lw.w_up = Make({F, D}, s);
-      lw.w_down = Make({D, F}, 1.0f / std::sqrt(static_cast<float>(F)));
-      w.layers.push_back(lw);
-    }
-    w.final_norm = Make({D}, 0.1f, 1.0f);
-    w.lm_head = Make({V, D}, s);
-    return w;
-  }
-};
 
 const float* P(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
 
