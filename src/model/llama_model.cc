@@ -9,7 +9,9 @@
 #include <cstring>
 
 #include "kernels/attention.h"
+#include "kernels/convert.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -19,6 +21,25 @@ namespace nibble::model {
 namespace {
 
 const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
+
+// y: [M, N] = x: [M, K] · wᵀ for w: [N, K] f32 or bf16 (Validate admitted only these);
+// the dtype picks the kernel, so an all-f32 model runs exactly the f32 MatMul.
+void Linear(int threads, const float* x, const ConstTensorView& w, float* y, size_t M, size_t N, size_t K) {
+  if (w.dtype == DType::kBF16) {
+    kernels::MatMulBf16(threads, x, static_cast<const uint16_t*>(w.data), y, M, N, K);
+  } else {
+    kernels::MatMul(threads, x, F32(w), y, M, N, K);
+  }
+}
+
+// Row `row` of the [V, D] embedding (f32 or bf16, widened exactly) into out: [D].
+void EmbedRow(const ConstTensorView& embed, size_t row, size_t D, float* out) {
+  if (embed.dtype == DType::kBF16) {
+    kernels::ConvertToF32(DType::kBF16, static_cast<const uint16_t*>(embed.data) + row * D, out, D);
+  } else {
+    std::memcpy(out, F32(embed) + row * D, D * sizeof(float));
+  }
+}
 
 // y: [T, N] += b: [N] on every row.
 void AddBias(float* y, const float* b, size_t T, size_t N) {
@@ -93,7 +114,7 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   float* scores = bufs[9]; // [threads, P] attention score rows
 
   for (size_t t = 0; t < T; ++t) {
-    std::memcpy(h + t * D, F32(weights_.embed) + static_cast<size_t>(tokens[t]) * D, D * sizeof(float));
+    EmbedRow(weights_.embed, static_cast<size_t>(tokens[t]), D, h + t * D);
     kernels::RopeAngles(start_pos + static_cast<int64_t>(t), c.rope_theta, Dh, cos + t * half, sin + t * half);
   }
 
@@ -104,9 +125,9 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     float* v_rows = cache.v(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
     // Attention block.
     kernels::RmsNorm(h, F32(w.attn_norm), a, T, D, eps);
-    kernels::MatMul(threads, a, F32(w.wq), q, T, QD, D);
-    kernels::MatMul(threads, a, F32(w.wk), k_rows, T, KVD, D);
-    kernels::MatMul(threads, a, F32(w.wv), v_rows, T, KVD, D);
+    Linear(threads, a, w.wq, q, T, QD, D);
+    Linear(threads, a, w.wk, k_rows, T, KVD, D);
+    Linear(threads, a, w.wv, v_rows, T, KVD, D);
     if (c.attention_bias) {
       AddBias(q, F32(w.bq), T, QD);
       AddBias(k_rows, F32(w.bk), T, KVD);
@@ -118,14 +139,14 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     }
     kernels::CausalAttention(threads, q, cache.k(static_cast<int64_t>(l)), cache.v(static_cast<int64_t>(l)), att, T,
                              static_cast<size_t>(start_pos), H, KV, Dh, scores);
-    kernels::MatMul(threads, att, F32(w.wo), tmp, T, D, QD);
+    Linear(threads, att, w.wo, tmp, T, D, QD);
     AddInPlace(h, tmp, T * D);
     // MLP block: down(silu(gate(m)) · up(m)).
     kernels::RmsNorm(h, F32(w.ffn_norm), a, T, D, eps);
-    kernels::MatMul(threads, a, F32(w.w_gate), gate, T, F, D);
-    kernels::MatMul(threads, a, F32(w.w_up), up, T, F, D);
+    Linear(threads, a, w.w_gate, gate, T, F, D);
+    Linear(threads, a, w.w_up, up, T, F, D);
     kernels::SwiGlu(gate, up, gate, T * F);
-    kernels::MatMul(threads, gate, F32(w.w_down), tmp, T, D, F);
+    Linear(threads, gate, w.w_down, tmp, T, D, F);
     AddInPlace(h, tmp, T * D);
   }
 
@@ -133,7 +154,7 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   const size_t first = mode == LogitsMode::kAll ? 0 : T - 1;
   const size_t rows = T - first;
   kernels::RmsNorm(h + first * D, F32(weights_.final_norm), a, rows, D, eps);
-  kernels::MatMul(threads, a, F32(weights_.Classifier(c)), logits.data(), rows, V, D);
+  Linear(threads, a, weights_.Classifier(c), logits.data(), rows, V, D);
 }
 
 }  // namespace nibble::model

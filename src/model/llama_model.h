@@ -1,5 +1,6 @@
-// The f32 Llama forward pass of ../shared/specs/gptq-lora-zero.md §4.2 over a KV cache:
-// a prompt of T tokens runs batched (matmuls with M = T), one token runs as GEMVs.
+// The Llama forward pass of ../shared/specs/gptq-lora-zero.md §4.2 over a KV cache, f32
+// activations with f32 or bf16 weight matrices: a prompt of T tokens runs batched
+// (matmuls with M = T), one token runs as GEMVs.
 #pragma once
 
 #include <cstdint>

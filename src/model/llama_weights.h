@@ -1,6 +1,7 @@
-// Llama weights by role: borrowed f32 views (the caller owns the memory: a mapped file
-// or converted copies, and keeps it alive as long as the model), checked against a
-// LlamaConfig once, plus a binder from the Hugging Face tensor names of spec §4.3.
+// Llama weights by role: borrowed views (the caller owns the memory: a mapped file or
+// converted copies, and keeps it alive as long as the model), checked against a
+// LlamaConfig once, a binder from the Hugging Face tensor names of spec §4.3, and the
+// conversion of the matrices to bf16.
 #pragma once
 
 #include <functional>
@@ -8,35 +9,39 @@
 #include <string_view>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/tensor.h"
 #include "model/llama_config.h"
 
 namespace nibble::model {
 
-// An absent optional tensor is a view with data == nullptr.
+// An absent optional tensor is a view with data == nullptr. Matrices (embed, wq, wk, wv,
+// wo, w_gate, w_up, w_down, lm_head) are f32 or bf16, each on its own (the dtype picks
+// the matmul kernel per matrix); norms and biases are always f32.
 struct LlamaLayerWeights {
   ConstTensorView attn_norm;  // [D] f32, input_layernorm
-  ConstTensorView wq;         // [H*Dh, D] f32, q_proj (row order per config.rope_layout)
-  ConstTensorView wk;         // [KV*Dh, D] f32, k_proj (row order per config.rope_layout)
-  ConstTensorView wv;         // [KV*Dh, D] f32, v_proj
-  ConstTensorView wo;         // [D, H*Dh] f32, o_proj
+  ConstTensorView wq;         // [H*Dh, D] f32|bf16, q_proj (row order per config.rope_layout)
+  ConstTensorView wk;         // [KV*Dh, D] f32|bf16, k_proj (row order per config.rope_layout)
+  ConstTensorView wv;         // [KV*Dh, D] f32|bf16, v_proj
+  ConstTensorView wo;         // [D, H*Dh] f32|bf16, o_proj
   ConstTensorView bq;         // [H*Dh] f32, present iff config.attention_bias
   ConstTensorView bk;         // [KV*Dh] f32, present iff config.attention_bias
   ConstTensorView bv;         // [KV*Dh] f32, present iff config.attention_bias
   ConstTensorView ffn_norm;   // [D] f32, post_attention_layernorm
-  ConstTensorView w_gate;     // [F, D] f32, mlp.gate_proj
-  ConstTensorView w_up;       // [F, D] f32, mlp.up_proj
-  ConstTensorView w_down;     // [D, F] f32, mlp.down_proj
+  ConstTensorView w_gate;     // [F, D] f32|bf16, mlp.gate_proj
+  ConstTensorView w_up;       // [F, D] f32|bf16, mlp.up_proj
+  ConstTensorView w_down;     // [D, F] f32|bf16, mlp.down_proj
 };
 
 struct LlamaWeights {
-  ConstTensorView embed;                  // [V, D] f32, embed_tokens
+  ConstTensorView embed;                  // [V, D] f32|bf16, embed_tokens
   std::vector<LlamaLayerWeights> layers;  // L entries
   ConstTensorView final_norm;             // [D] f32, model.norm
-  ConstTensorView lm_head;                // [V, D] f32; absent (ignored) when tie_word_embeddings
+  ConstTensorView lm_head;                // [V, D] f32|bf16; absent (ignored) when tie_word_embeddings
 
-  // Throws ShapeError naming the role ("layer 3 w_up") when a tensor is missing, is not
-  // f32 or has the wrong shape for `config` (which must already be valid).
+  // Throws ShapeError naming the role ("layer 3 w_up") when a tensor is missing, has a
+  // dtype other than the above or has the wrong shape for `config` (which must already
+  // be valid).
   void Validate(const LlamaConfig& config) const;
   // The classifier matrix in use: embed when tied, else lm_head.
   const ConstTensorView& Classifier(const LlamaConfig& config) const {
@@ -52,5 +57,19 @@ using TensorLookup = std::function<std::optional<ConstTensorView>(std::string_vi
 // lm_head only when untied), then Validate()s. A missing tensor is a ShapeError
 // naming it.
 LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup);
+
+// Weights that own their memory: bf16 matrices, f32 norms and biases (copies), so the
+// source may be released once this exists. Movable; the views stay valid across moves.
+struct OwnedLlamaWeights {
+  std::vector<Tensor> storage;  // one Tensor per present role
+  LlamaWeights weights;         // views into `storage`
+};
+
+// Copies `src` with every matrix rounded to bf16 (RNE, core/float_convert.h F32ToBF16,
+// via kernels::ConvertFromF32Parallel; bf16 matrices are copied as they are) and norms
+// and biases kept f32. Absent roles stay absent. `src` need not be validated, but each
+// present matrix must be f32 or bf16 and each norm and bias f32 (ShapeError otherwise).
+// Memory comes from `alloc`.
+OwnedLlamaWeights ConvertWeightsToBf16(Allocator& alloc, const LlamaWeights& src, int num_threads = 1);
 
 }  // namespace nibble::model

@@ -1,0 +1,129 @@
+// MatMulBf16: rounds the activations to bf16 once, then dispatches a whole column range
+// to the Highway tiles (matmul_bf16-inl.h) or the vdpbf16ps variant after a one-time
+// CPUID probe; OpenMP over the output columns; the double-accumulating reference.
+#include "kernels/matmul_bf16.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/check.h"
+#include "core/float_convert.h"
+#include "kernels/convert.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/matmul_bf16.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/matmul_bf16-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace nibble::kernels::HWY_NAMESPACE {
+
+void MatMulBf16Range(const float* HWY_RESTRICT xr, const uint16_t* HWY_RESTRICT w, float* HWY_RESTRICT y,
+                     size_t M, size_t N, size_t K, size_t n_begin, size_t n_end) {
+  MatMulBf16RangeImpl(xr, w, y, M, N, K, n_begin, n_end);
+}
+
+}  // namespace nibble::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace nibble::kernels {
+
+HWY_EXPORT(MatMulBf16Range);
+
+namespace {
+
+// Same thresholds as MatMul (matmul.cc): below 2^16 multiply-adds one thread beats an
+// OpenMP fork/join; column blocks are multiples of 16 rows (whole 4-row tiles, and
+// 64-byte lines of y per thread when M = 1).
+constexpr size_t kMinParallelMacs = size_t{1} << 16;
+constexpr size_t kColumnAlign = 16;
+
+bool ProbeAvx512Bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  if ((ecx & (1u << 27)) == 0) return false;  // OSXSAVE: xgetbv is usable
+  uint32_t xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  // XCR0 bits 1, 2 (xmm, ymm), 5 (opmask), 6 (zmm0-15 upper halves), 7 (zmm16-31).
+  constexpr uint32_t kZmmState = (1u << 1) | (1u << 2) | (1u << 5) | (1u << 6) | (1u << 7);
+  if ((xcr0_lo & kZmmState) != kZmmState) return false;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  constexpr uint32_t kF_Bw_Vl = (1u << 16) | (1u << 30) | (1u << 31);  // AVX512F, BW, VL
+  if ((ebx & kF_Bw_Vl) != kF_Bw_Vl) return false;
+  if (eax < 1) return false;  // subleaf 1 absent
+  if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
+  return (eax & (1u << 5)) != 0;  // AVX512_BF16
+#else
+  return false;
+#endif
+}
+
+// Splits [0, N) into kColumnAlign-multiple blocks over the threads and runs `range` on each.
+template <class Range>
+void ForColumnBlocks(int num_threads, size_t M, size_t N, size_t K, const Range& range) {
+  if (num_threads <= 1 || M * N * K < kMinParallelMacs || N < 2 * kColumnAlign) {
+    range(0, N);
+    return;
+  }
+  const size_t per = (N + static_cast<size_t>(num_threads) - 1) / static_cast<size_t>(num_threads);
+  const size_t chunk = (per + kColumnAlign - 1) / kColumnAlign * kColumnAlign;
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+  for (int t = 0; t < num_threads; ++t) {
+    const size_t begin = static_cast<size_t>(t) * chunk;
+    if (begin < N) range(begin, std::min(N, begin + chunk));
+  }
+}
+
+}  // namespace
+
+bool HasAvx512Bf16() noexcept {
+  static const bool has = ProbeAvx512Bf16();  // the one process-wide CPU probe (C6)
+  return has;
+}
+
+void MatMulBf16(int num_threads, const float* x, const uint16_t* w, float* y, size_t M, size_t N, size_t K,
+                MatMulBf16Variant variant) noexcept {
+  if (variant == MatMulBf16Variant::kAuto)
+    variant = HasAvx512Bf16() ? MatMulBf16Variant::kAvx512Bf16 : MatMulBf16Variant::kHighway;
+  // Activations rounded once with the integer RNE of core/float_convert.h (not
+  // vcvtne2ps2bf16, which flushes subnormals), so both variants see the same bf16 values.
+  std::vector<uint16_t> xb(M * K);
+  ConvertFromF32(DType::kBF16, x, xb.data(), M * K);
+  if (variant == MatMulBf16Variant::kAvx512Bf16) {
+    NB_CHECK(HasAvx512Bf16(), "MatMulBf16: AVX512-BF16 variant requested on a CPU without it");
+    ForColumnBlocks(num_threads, M, N, K, [&](size_t b, size_t e) {
+      detail::MatMulBf16RangeAvx512Bf16(xb.data(), w, y, M, N, K, b, e);
+    });
+    return;
+  }
+  std::vector<float> xr(M * K);
+  ConvertToF32(DType::kBF16, xb.data(), xr.data(), M * K);
+  ForColumnBlocks(num_threads, M, N, K, [&](size_t b, size_t e) {
+    HWY_DYNAMIC_DISPATCH(MatMulBf16Range)(xr.data(), w, y, M, N, K, b, e);
+  });
+}
+
+void MatMulBf16Ref(const float* x, const uint16_t* w, float* y, size_t M, size_t N, size_t K) noexcept {
+  for (size_t m = 0; m < M; ++m) {
+    for (size_t n = 0; n < N; ++n) {
+      double s = 0.0;
+      for (size_t k = 0; k < K; ++k) {
+        const double xv = BF16ToF32(F32ToBF16(x[m * K + k]));
+        s += xv * static_cast<double>(BF16ToF32(w[n * K + k]));
+      }
+      y[m * N + n] = static_cast<float>(s);
+    }
+  }
+}
+
+}  // namespace nibble::kernels
+#endif  // HWY_ONCE
