@@ -6,6 +6,7 @@
 #include "nibble/convert.h"
 #include "nibble/dtype.h"
 #include "nibble/error.h"
+#include "nibble/generate.h"
 #include "nibble/inspect.h"
 #include "nibble/memory.h"
 

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/model_loader.h"
 #include "io/gguf.h"
 #include "io/llama2c.h"
 #include "tokenizer/tokenizer.h"
@@ -24,64 +25,12 @@ namespace {
 using tokenizer::Tokenizer;
 using tokenizer::TokenType;
 using tokenizer::Vocab;
+using api::VocabFromGguf;  // the loader nibble generate uses
 
 std::string ReadText(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error("test: cannot open " + path);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-const io::GgufValue& Value(const io::GgufFile& g, const std::string& key) {
-  const io::GgufKv* kv = g.FindKey(key);
-  if (kv == nullptr) throw std::runtime_error("test: " + g.source() + " lacks " + key);
-  return kv->value;
-}
-
-const std::vector<io::GgufValue>& Items(const io::GgufFile& g, const std::string& key) {
-  return std::get<io::GgufArray>(Value(g, key).value).items;
-}
-
-int32_t IdOr(const io::GgufFile& g, const std::string& key, int32_t fallback) {
-  const io::GgufKv* kv = g.FindKey(key);
-  return kv == nullptr ? fallback : static_cast<int32_t>(std::get<uint64_t>(kv->value.value));
-}
-
-bool FlagOr(const io::GgufFile& g, const std::string& key, bool fallback) {
-  const io::GgufKv* kv = g.FindKey(key);
-  return kv == nullptr ? fallback : std::get<bool>(kv->value.value);
-}
-
-// The GGUF tokenizer keys mapped onto a Vocab, with llama.cpp's defaults for absent
-// keys (llama_vocab::impl::load: SPM bos 1, eos 2, unk 0, add_space_prefix true).
-Vocab VocabFromGguf(const io::GgufFile& g) {
-  Vocab v;
-  v.model = tokenizer::ParseVocabModel(std::get<std::string>(Value(g, "tokenizer.ggml.model").value));
-  const bool spm = v.model == tokenizer::VocabModel::kSpm;
-  if (const io::GgufKv* pre = g.FindKey("tokenizer.ggml.pre"); pre != nullptr && !spm) {
-    v.pre = tokenizer::ParsePreTokenizer(std::get<std::string>(pre->value.value));
-  }
-  for (const auto& it : Items(g, "tokenizer.ggml.tokens")) v.pieces.push_back(std::get<std::string>(it.value));
-  if (g.FindKey("tokenizer.ggml.scores") != nullptr) {
-    for (const auto& it : Items(g, "tokenizer.ggml.scores")) v.scores.push_back(static_cast<float>(std::get<double>(it.value)));
-  }
-  if (g.FindKey("tokenizer.ggml.token_type") != nullptr) {
-    for (const auto& it : Items(g, "tokenizer.ggml.token_type")) {
-      v.types.push_back(static_cast<TokenType>(std::get<int64_t>(it.value)));
-    }
-  } else {
-    v.types.assign(v.pieces.size(), TokenType::kNormal);
-  }
-  if (g.FindKey("tokenizer.ggml.merges") != nullptr) {
-    for (const auto& it : Items(g, "tokenizer.ggml.merges")) v.merges.push_back(std::get<std::string>(it.value));
-  }
-  v.bos_id = IdOr(g, "tokenizer.ggml.bos_token_id", spm ? 1 : 11);
-  v.eos_id = IdOr(g, "tokenizer.ggml.eos_token_id", spm ? 2 : 11);
-  v.unk_id = IdOr(g, "tokenizer.ggml.unknown_token_id", spm ? 0 : tokenizer::kNoToken);
-  v.pad_id = IdOr(g, "tokenizer.ggml.padding_token_id", tokenizer::kNoToken);
-  v.add_bos = FlagOr(g, "tokenizer.ggml.add_bos_token", spm);
-  v.add_eos = FlagOr(g, "tokenizer.ggml.add_eos_token", false);
-  v.add_space_prefix = FlagOr(g, "tokenizer.ggml.add_space_prefix", spm);
-  return v;
 }
 
 struct Case {

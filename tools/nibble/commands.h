@@ -9,5 +9,7 @@ namespace nibble::cli {
 // Registers the subcommand and returns the function that runs it once parsed.
 std::function<int()> AddInspect(CLI::App& app);
 std::function<int()> AddConvert(CLI::App& app);
+std::function<int()> AddGenerate(CLI::App& app);
+std::function<int()> AddTokenize(CLI::App& app);
 
 }  // namespace nibble::cli

@@ -18,9 +18,13 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  nibble inspect assets/stories260K/stories260K.bin\n"
       "  nibble convert --dtype bf16 model.gguf model-bf16.gguf\n"
+      "  nibble generate -m assets/stories260K/stories260K.bin -p \"Once upon a time\" -n 64\n"
+      "  nibble tokenize -m assets/stories260K/stories260K.gguf -p \"Hello world\"\n"
       "Run 'nibble COMMAND --help' for a command's flags and examples.\n");
   const auto inspect = nibble::cli::AddInspect(app);
   const auto convert = nibble::cli::AddConvert(app);
+  const auto generate = nibble::cli::AddGenerate(app);
+  const auto tokenize = nibble::cli::AddTokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -29,6 +33,8 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("inspect")) return inspect();
     if (app.got_subcommand("convert")) return convert();
+    if (app.got_subcommand("generate")) return generate();
+    if (app.got_subcommand("tokenize")) return tokenize();
   } catch (const nibble::Error& e) {
     fmt::print(stderr, "nibble: error: {}\n", e.what());
     return 1;

@@ -1,0 +1,291 @@
+// LoadModel: LlamaConfig from the file's own keys (llama2.c header, GGUF `llama.*`,
+// HF config.json), weights bound by their HF names (GGUF names translated), f32 views
+// borrowed from the map or converted into owned tensors, and the tokenizer.
+#include "api/model_loader.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "kernels/convert.h"
+#include "nibble/error.h"
+#include "quant/registry.h"
+
+namespace nibble::api {
+namespace {
+namespace fs = std::filesystem;
+
+// llama2.c run.c hard-codes these (rmsnorm epsilon and RoPE base).
+constexpr float kLlama2cRmsEps = 1e-5f;
+constexpr float kLlama2cRopeTheta = 10000.0f;
+// llama.cpp's defaults for absent GGUF keys (llama_hparams / llm_load_hparams).
+constexpr double kGgufDefaultRopeBase = 10000.0;
+constexpr double kGgufDefaultRmsEps = 1e-5;
+
+model::LlamaConfig ConfigFromLlama2c(const io::Llama2cConfig& h) {
+  model::LlamaConfig c;
+  c.hidden_size = h.dim;
+  c.intermediate_size = h.hidden_dim;
+  c.num_hidden_layers = h.n_layers;
+  c.num_attention_heads = h.n_heads;
+  c.num_key_value_heads = h.n_kv_heads;
+  c.vocab_size = h.vocab_size;
+  c.max_position_embeddings = h.seq_len;
+  c.rms_norm_eps = kLlama2cRmsEps;
+  c.rope_theta = kLlama2cRopeTheta;
+  c.tie_word_embeddings = h.shared_classifier;
+  c.rope_layout = kernels::RopeLayout::kAdjacentPairs;  // q/k rows keep the Meta order
+  return c;
+}
+
+// Typed access to GGUF metadata with errors naming the key.
+struct GgufKeys {
+  const io::GgufFile& g;
+
+  const io::GgufValue* Find(const std::string& key) const {
+    const io::GgufKv* kv = g.FindKey(key);
+    return kv == nullptr ? nullptr : &kv->value;
+  }
+  const io::GgufValue& Require(const std::string& key) const {
+    const io::GgufValue* v = Find(key);
+    if (v == nullptr) throw ConfigError(fmt::format("{}: GGUF key '{}' is missing", g.source(), key));
+    return *v;
+  }
+  int64_t Int(const std::string& key, const io::GgufValue& v) const {
+    if (const auto* u = std::get_if<uint64_t>(&v.value); u && *u <= static_cast<uint64_t>(INT64_MAX))
+      return static_cast<int64_t>(*u);
+    if (const auto* i = std::get_if<int64_t>(&v.value)) return *i;
+    throw ConfigError(fmt::format("{}: GGUF key '{}': expected an integer, got {} {}", g.source(), key,
+                                  GgufValueTypeName(v), GgufValueToString(v)));
+  }
+  int64_t Int(const std::string& key) const { return Int(key, Require(key)); }
+  int64_t IntOr(const std::string& key, int64_t fallback) const {
+    const io::GgufValue* v = Find(key);
+    return v == nullptr ? fallback : Int(key, *v);
+  }
+  double FloatOr(const std::string& key, double fallback) const {
+    const io::GgufValue* v = Find(key);
+    if (v == nullptr) return fallback;
+    if (const auto* d = std::get_if<double>(&v->value)) return *d;
+    throw ConfigError(
+        fmt::format("{}: GGUF key '{}': expected a float, got {}", g.source(), key, GgufValueTypeName(*v)));
+  }
+  std::string String(const std::string& key) const {
+    const io::GgufValue& v = Require(key);
+    if (const auto* s = std::get_if<std::string>(&v.value)) return *s;
+    throw ConfigError(
+        fmt::format("{}: GGUF key '{}': expected a string, got {}", g.source(), key, GgufValueTypeName(v)));
+  }
+};
+
+model::LlamaConfig ConfigFromGguf(const io::GgufFile& g) {
+  const GgufKeys k{g};
+  const std::string arch = k.String("general.architecture");
+  if (arch != "llama")
+    throw ConfigError(
+        fmt::format("{}: unsupported architecture: GGUF key 'general.architecture' is \"{}\", expected \"llama\"",
+                    g.source(), arch));
+  model::LlamaConfig c;
+  c.hidden_size = k.Int("llama.embedding_length");
+  c.intermediate_size = k.Int("llama.feed_forward_length");
+  c.num_hidden_layers = k.Int("llama.block_count");
+  c.num_attention_heads = k.Int("llama.attention.head_count");
+  c.num_key_value_heads = k.IntOr("llama.attention.head_count_kv", c.num_attention_heads);
+  c.head_dim = k.IntOr("llama.attention.key_length", 0);
+  c.max_position_embeddings = k.Int("llama.context_length");
+  c.rms_norm_eps = static_cast<float>(k.FloatOr("llama.attention.layer_norm_rms_epsilon", kGgufDefaultRmsEps));
+  c.rope_theta = static_cast<float>(k.FloatOr("llama.rope.freq_base", kGgufDefaultRopeBase));
+  if (const io::GgufValue* s = k.Find("llama.rope.scaling.type")) {
+    const auto* type = std::get_if<std::string>(&s->value);
+    if (type == nullptr || *type != "none")
+      throw ConfigError(fmt::format("{}: GGUF key 'llama.rope.scaling.type' = {} is not supported yet", g.source(),
+                                    GgufValueToString(*s)));
+  }
+  // Partial rotary embeddings (fewer rotated dims than the head has) are not implemented.
+  if (const io::GgufValue* rd = k.Find("llama.rope.dimension_count")) {
+    const int64_t dims = k.Int("llama.rope.dimension_count", *rd);
+    const int64_t head_dim =
+        c.head_dim > 0 ? c.head_dim : (c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+    if (dims != head_dim)
+      throw ConfigError(
+          fmt::format("{}: GGUF key 'llama.rope.dimension_count' is {} but the head dimension is {}: "
+                      "partial RoPE is not supported",
+                      g.source(), dims, head_dim));
+  }
+  // Vocabulary size: llama.vocab_size, else the token embedding's rows.
+  if (const io::GgufValue* v = k.Find("llama.vocab_size")) {
+    c.vocab_size = k.Int("llama.vocab_size", *v);
+  } else if (const io::GgufTensor* e = g.FindTensor("token_embd.weight"); e && e->shape.rank() == 2) {
+    c.vocab_size = e->shape.dims()[0];
+  } else {
+    throw ConfigError(
+        fmt::format("{}: neither GGUF key 'llama.vocab_size' nor tensor 'token_embd.weight' gives the vocabulary size",
+                    g.source()));
+  }
+  c.tie_word_embeddings = g.FindTensor("output.weight") == nullptr;
+  c.attention_bias = g.FindTensor("blk.0.attn_q.bias") != nullptr;
+  // llama.cpp's converter permutes HF q/k rows into the Meta (adjacent-pair) order.
+  c.rope_layout = kernels::RopeLayout::kAdjacentPairs;
+  return c;
+}
+
+model::LlamaConfig ConfigFromHf(const std::string& path) {
+  const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
+  const std::string cfg = (dir / "config.json").string();
+  std::ifstream f(cfg);
+  if (!f) throw ConfigError(fmt::format("{}: config.json is missing (needed for the architecture)", cfg));
+  const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) throw FormatError(fmt::format("{}: not a JSON object", cfg));
+  auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  auto get_int = [&](const char* key) -> int64_t {
+    if (!has(key)) throw ConfigError(fmt::format("{}: field '{}' is missing", cfg, key));
+    if (!j[key].is_number_integer())
+      throw ConfigError(fmt::format("{}: field '{}' must be an integer, got {}", cfg, key, j[key].dump()));
+    return j[key].get<int64_t>();
+  };
+  auto get_float = [&](const char* key, double fallback) -> double {
+    if (!has(key)) return fallback;
+    if (!j[key].is_number())
+      throw ConfigError(fmt::format("{}: field '{}' must be a number, got {}", cfg, key, j[key].dump()));
+    return j[key].get<double>();
+  };
+  auto get_bool = [&](const char* key, bool fallback) -> bool {
+    if (!has(key)) return fallback;
+    if (!j[key].is_boolean())
+      throw ConfigError(fmt::format("{}: field '{}' must be true or false, got {}", cfg, key, j[key].dump()));
+    return j[key].get<bool>();
+  };
+  const std::string type = has("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+  if (type != "llama" && type != "mistral" && type != "qwen2")
+    throw ConfigError(fmt::format(
+        "{}: unsupported architecture: field 'model_type' is \"{}\", expected llama, mistral or qwen2", cfg, type));
+  if (has("rope_scaling"))
+    throw ConfigError(fmt::format("{}: field 'rope_scaling' = {} is not supported yet", cfg, j["rope_scaling"].dump()));
+  model::LlamaConfig c;
+  c.hidden_size = get_int("hidden_size");
+  c.intermediate_size = get_int("intermediate_size");
+  c.num_hidden_layers = get_int("num_hidden_layers");
+  c.num_attention_heads = get_int("num_attention_heads");
+  c.num_key_value_heads = has("num_key_value_heads") ? get_int("num_key_value_heads") : c.num_attention_heads;
+  c.head_dim = has("head_dim") ? get_int("head_dim") : 0;
+  c.vocab_size = get_int("vocab_size");
+  c.max_position_embeddings = get_int("max_position_embeddings");
+  // transformers' LlamaConfig defaults.
+  c.rms_norm_eps = static_cast<float>(get_float("rms_norm_eps", 1e-6));
+  c.rope_theta = static_cast<float>(get_float("rope_theta", 10000.0));
+  c.tie_word_embeddings = get_bool("tie_word_embeddings", false);
+  c.attention_bias = type == "qwen2" || get_bool("attention_bias", false);
+  c.rope_layout = kernels::RopeLayout::kRotateHalf;
+  return c;
+}
+
+// GGUF tensor name -> HF name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight").
+std::string GgufToHfName(const std::string& name) {
+  static const std::map<std::string, std::string, std::less<>> kTop = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  static const std::map<std::string, std::string, std::less<>> kBlock = {
+      {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},   {"attn_v", "self_attn.v_proj"},
+      {"attn_output", "self_attn.o_proj"}, {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},        {"ffn_down", "mlp.down_proj"},
+  };
+  if (auto it = kTop.find(name); it != kTop.end()) return it->second;
+  if (!name.starts_with("blk.")) return name;
+  const size_t dot = name.find('.', 4);
+  const size_t last = name.rfind('.');
+  if (dot == std::string::npos || last <= dot) return name;
+  const std::string layer = name.substr(4, dot - 4);
+  const std::string role = name.substr(dot + 1, last - dot - 1);
+  auto it = kBlock.find(role);
+  if (it == kBlock.end()) return name;
+  return fmt::format("model.layers.{}.{}{}", layer, it->second, name.substr(last));
+}
+
+// An f32 view of `t`: the mapped bytes themselves when they are f32 and 4-byte
+// aligned, else a converted copy appended to `owned`.
+ConstTensorView F32View(const SourceTensor& t, const std::string& file, ExecContext& ctx, std::vector<Tensor>& owned) {
+  const int64_t n = t.shape.NumElems();
+  const quant::FormatTraits* q = quant::FindFormat(t.dtype);
+  if (q != nullptr && n % q->block_elems != 0)
+    throw ShapeError(fmt::format("{}: tensor '{}': {} elements are not whole {} blocks of {}", file, t.name, n,
+                                 DTypeName(t.dtype), q->block_elems));
+  if (t.data.size() != DTypeBytes(t.dtype, static_cast<uint64_t>(n)))
+    throw ShapeError(fmt::format("{}: tensor '{}': {} bytes for shape {} of {}", file, t.name, t.data.size(),
+                                 t.shape.ToString(), DTypeName(t.dtype)));
+  if (t.dtype == DType::kF32 && reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0)
+    return {t.data.data(), DType::kF32, t.shape};
+  Tensor out(ctx.allocator(), DType::kF32, t.shape);
+  float* dst = static_cast<float*>(out.data());
+  if (q != nullptr) {
+    q->dequantize(t.data.data(), dst, n);
+  } else if (kernels::IsConvertible(t.dtype)) {
+    kernels::ConvertToF32Parallel(ctx.num_threads(), t.dtype, t.data.data(), dst, static_cast<size_t>(n));
+  } else {
+    throw ConfigError(
+        fmt::format("{}: tensor '{}': dtype {} cannot be used as a weight", file, t.name, DTypeName(t.dtype)));
+  }
+  owned.push_back(std::move(out));
+  return owned.back().view();
+}
+
+}  // namespace
+
+model::LlamaConfig ConfigFromSource(const ModelSource& src) {
+  switch (src.format()) {
+    case FileFormat::kLlama2c:
+      return ConfigFromLlama2c(src.llama2c()->config());
+    case FileFormat::kGguf:
+      return ConfigFromGguf(*src.gguf());
+    case FileFormat::kSafetensors:
+      return ConfigFromHf(src.path());
+  }
+  throw ConfigError(fmt::format("{}: unknown format", src.path()));
+}
+
+std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOptions& options, ExecContext& ctx) {
+  auto m = std::make_unique<LoadedModel>(LoadedModel{ModelSource::Open(path), {}, {}, nullptr, nullptr, {}});
+  m->config = ConfigFromSource(m->source);
+  m->config.Validate();
+  if (options.load_tokenizer) {
+    tokenizer::Vocab vocab;
+    if (!options.tokenizer_path.empty()) {
+      m->tokenizer_source = options.tokenizer_path;
+      vocab = VocabFromFile(options.tokenizer_path, m->config.vocab_size);
+    } else if (m->source.format() == FileFormat::kGguf) {
+      m->tokenizer_source = path;
+      vocab = VocabFromGguf(*m->source.gguf());
+    } else if (m->source.format() == FileFormat::kLlama2c) {
+      m->tokenizer_source = FindDefaultTokenizer(path);
+      vocab = VocabFromFile(m->tokenizer_source, m->config.vocab_size);
+    } else {
+      throw ConfigError(fmt::format(
+          "{}: tokenizer.json is not supported yet: pass -t/--tokenizer with a GGUF vocabulary of this model", path));
+    }
+    if (vocab.size() != m->config.vocab_size)
+      throw ConfigError(fmt::format("{}: tokenizer has {} tokens but the model's vocab_size is {}", m->tokenizer_source,
+                                    vocab.size(), m->config.vocab_size));
+    m->tokenizer = std::make_unique<tokenizer::Tokenizer>(std::move(vocab), m->tokenizer_source);
+  }
+  if (options.load_weights) {
+    std::map<std::string, const SourceTensor*, std::less<>> by_hf_name;
+    const bool gguf = m->source.format() == FileFormat::kGguf;
+    for (const SourceTensor& t : m->source.tensors()) by_hf_name[gguf ? GgufToHfName(t.name) : t.name] = &t;
+    // Converted copies are appended while binding (a Tensor's storage stays put when
+    // the vector grows, so earlier views remain valid).
+    m->owned.reserve(m->source.tensors().size());
+    const auto lookup = [&](std::string_view name) -> std::optional<ConstTensorView> {
+      auto it = by_hf_name.find(name);
+      if (it == by_hf_name.end()) return std::nullopt;
+      return F32View(*it->second, path, ctx, m->owned);
+    };
+    m->model = std::make_unique<model::LlamaModel>(m->config, model::BindHfTensors(m->config, lookup));
+  }
+  return m;
+}
+
+}  // namespace nibble::api

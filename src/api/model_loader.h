@@ -1,0 +1,61 @@
+// Building a runnable Llama model from any ModelSource: LlamaConfig from the file's
+// own keys, f32 weight views (borrowed from the map or converted into owned tensors),
+// and the tokenizer (GGUF metadata, llama2.c tokenizer .bin).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/model_source.h"
+#include "core/exec_context.h"
+#include "core/tensor.h"
+#include "io/gguf.h"
+#include "model/llama_config.h"
+#include "model/llama_model.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
+
+namespace nibble::api {
+
+struct LoadOptions {
+  std::string tokenizer_path;  // empty: the model's own (see FindDefaultTokenizer)
+  bool load_weights = true;    // false: config and tokenizer only
+  bool load_tokenizer = true;
+};
+
+// Everything a running model borrows from, kept together so the views stay valid:
+// the mapped file, the converted f32 copies and the model that points into both.
+// The ExecContext whose allocator made `owned` must outlive this object.
+struct LoadedModel {
+  ModelSource source;
+  model::LlamaConfig config;
+  std::vector<Tensor> owned;                        // weights converted to f32
+  std::unique_ptr<model::LlamaModel> model;         // null when !load_weights
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when !load_tokenizer
+  std::string tokenizer_source;                     // the file the vocabulary came from
+};
+
+// Opens `path` and builds what `options` asks for. Throws ConfigError for an
+// unsupported architecture (naming the field and its value), a missing config key or
+// a tokenizer whose vocabulary size differs from the model's (naming both numbers).
+std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOptions& options, ExecContext& ctx);
+
+// The model's configuration from its own metadata (llama2.c header, GGUF `llama.*`
+// keys, HF config.json beside the safetensors).
+model::LlamaConfig ConfigFromSource(const ModelSource& src);
+
+// The GGUF `tokenizer.ggml.*` keys as a Vocab, with llama.cpp's defaults for absent
+// keys. Throws FormatError naming the key when one has the wrong type.
+tokenizer::Vocab VocabFromGguf(const io::GgufFile& g);
+
+// A tokenizer file on its own: GGUF (by magic) or llama2.c tokenizer .bin (its token
+// count found by walking the records). `vocab_size`, when given, must match (ConfigError).
+tokenizer::Vocab VocabFromFile(const std::string& path, std::optional<int64_t> vocab_size);
+
+// llama2.c keeps the tokenizer in a separate file: tok512.bin or tokenizer.bin in the
+// model's directory. Throws ConfigError asking for -t when neither exists.
+std::string FindDefaultTokenizer(const std::string& model_path);
+
+}  // namespace nibble::api

@@ -1,0 +1,101 @@
+// `nibble generate -m MODEL -p TEXT`: streams generated text to stdout, then prints a
+// one-line summary (tokens/s for prompt and generation, peak memory) to stderr.
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+
+#include "commands.h"
+#include "nibble/error.h"
+#include "nibble/generate.h"
+#include "progress.h"
+
+namespace nibble::cli {
+namespace {
+
+struct GenerateArgs {
+  GenerateOptions o;
+  std::string prompt_file;
+  std::optional<uint64_t> seed;
+  bool no_bos = false;
+  bool verbose_prompt = false;
+};
+
+int RunGenerate(GenerateArgs& a) {
+  GenerateOptions& o = a.o;
+  if (!a.prompt_file.empty()) {
+    if (!o.prompt.empty()) throw ConfigError("generate: give the prompt with -p or -f, not both");
+    std::ifstream f(a.prompt_file, std::ios::binary);
+    if (!f) throw IoError(fmt::format("{}: cannot open the prompt file (-f)", a.prompt_file));
+    o.prompt.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  o.seed = a.seed;
+  if (a.no_bos) o.add_bos = false;
+  // The prompt is echoed first, as llama.cpp does, then the generated text streams after
+  // it; the echo waits for the model to load so an error is not preceded by the prompt.
+  auto echoed = std::make_shared<bool>(false);
+  auto echo = [echoed, prompt = o.prompt] {
+    if (*echoed) return;
+    *echoed = true;
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+  };
+  o.on_piece = [echo](std::string_view piece) {
+    echo();
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  const GenerateReport r = Generate(o);
+  echo();
+  fmt::print("\n");
+  std::fflush(stdout);
+  for (const auto& w : r.warnings) fmt::print(stderr, "nibble: warning: {}\n", w);
+  fmt::print(stderr,
+             "summary: prompt {} tokens {:.1f} tok/s | generated {} tokens {:.1f} tok/s | stop {} | ctx {} | "
+             "seed {} | peak RSS {} | peak alloc {}\n",
+             r.prompt_tokens, r.prompt_tokens_per_s, r.generated_tokens, r.generation_tokens_per_s,
+             StopReasonName(r.stop_reason), r.ctx_size, r.seed, HumanBytes(r.peak_rss_bytes),
+             HumanBytes(r.peak_alloc_bytes));
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> AddGenerate(CLI::App& app) {
+  auto args = std::make_shared<GenerateArgs>();
+  GenerateOptions& o = args->o;
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (streamed to stdout)");
+  cmd->add_option("-m,--model", o.model_path, "GGUF file, llama2.c .bin, or HF safetensors file/directory")->required();
+  cmd->add_option("-t,--tokenizer", o.tokenizer_path,
+                  "Tokenizer file (GGUF vocabulary or llama2.c tokenizer .bin); default: the model's own, or "
+                  "tok512.bin/tokenizer.bin beside a llama2.c model");
+  cmd->add_option("-p,--prompt", o.prompt, "Prompt text (default: empty, i.e. start from BOS)");
+  cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from FILE");
+  cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS or the context is full)")
+      ->capture_default_str();
+  cmd->add_option("--temp", o.temperature, "Temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "Top-k sampling (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", o.top_p, "Top-p (nucleus) sampling (1.0 = off)")->capture_default_str();
+  cmd->add_option("--min-p", o.min_p, "Min-p sampling (0.0 = off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o.repeat_penalty, "Repetition penalty (1.0 = off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", o.repeat_last_n, "Tokens the repetition penalty looks back at")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "RNG seed (default: random, printed in the summary)");
+  cmd->add_option("--threads", o.num_threads, "Threads (default: all cores)");
+  cmd->add_option("-c,--ctx", o.ctx_size,
+                  "Context size in tokens (default: the model's declared context, at most 4096; more than "
+                  "declared is allowed with a warning)");
+  cmd->add_option("--stop", o.stop_strings, "Stop before this string (repeatable)");
+  cmd->add_flag("--no-bos", args->no_bos, "Do not add BOS before the prompt");
+  cmd->footer(
+      "Examples:\n"
+      "  nibble generate -m assets/stories260K/stories260K.bin -p \"Once upon a time\" -n 64\n"
+      "  nibble generate -m assets/stories260K/stories260K.gguf -c 512 --temp 0 -n 256\n"
+      "  nibble generate -m model.bin -t tok512.bin -f prompt.txt --seed 42 --top-k 20\n"
+      "The text goes to stdout; warnings and the summary line (tokens/s, memory) to stderr.\n");
+  return [args] { return RunGenerate(*args); };
+}
+
+}  // namespace nibble::cli
