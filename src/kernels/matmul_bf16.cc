@@ -92,8 +92,10 @@ bool HasAvx512Bf16() noexcept {
 
 void MatMulBf16(int num_threads, const float* x, const uint16_t* w, float* y, size_t M, size_t N, size_t K,
                 MatMulBf16Variant variant) noexcept {
-  if (variant == MatMulBf16Variant::kAuto)
-    variant = HasAvx512Bf16() ? MatMulBf16Variant::kAvx512Bf16 : MatMulBf16Variant::kHighway;
+  // kAuto is the Highway variant for now: on Zen 4 it measured faster than the
+  // unblocked vdpbf16ps tiles (bench/RESULTS.md, 2 threads: 40.6 vs 28.0 GB/s GEMV,
+  // 153 vs 127 GFLOP/s at M=64). Revisit once the bf16-dot variant blocks K.
+  if (variant == MatMulBf16Variant::kAuto) variant = MatMulBf16Variant::kHighway;
   // Activations rounded once with the integer RNE of core/float_convert.h (not
   // vcvtne2ps2bf16, which flushes subnormals), so both variants see the same bf16 values.
   std::vector<uint16_t> xb(M * K);
