@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: set up, build the release CLI, and run the main job
-# on the embedded demo model (no download): inspect it, then convert it.
+# on the embedded demo model (no download): `nibble demo` (inspection, a streamed
+# story, perplexity on a shipped TinyStories excerpt), then inspect and convert it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +11,8 @@ NIBBLE=build/release/tools/nibble/nibble
 OUT=${TMPDIR:-/tmp}/nibble-demo
 mkdir -p "$OUT"
 
+echo; echo "== nibble demo"
+"$NIBBLE" demo
 echo; echo "== nibble inspect assets/stories260K/stories260K.gguf"
 "$NIBBLE" inspect assets/stories260K/stories260K.gguf
 echo; echo "== nibble inspect assets/stories260K/stories260K.bin --no-tensors"

@@ -9,6 +9,7 @@
 #include "nibble/generate.h"
 #include "nibble/inspect.h"
 #include "nibble/memory.h"
+#include "nibble/perplexity.h"
 
 namespace nibble {
 NIBBLE_API const char* Version();

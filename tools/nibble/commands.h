@@ -3,6 +3,9 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+
+#include "nibble/perplexity.h"
 
 namespace nibble::cli {
 
@@ -11,5 +14,11 @@ std::function<int()> AddInspect(CLI::App& app);
 std::function<int()> AddConvert(CLI::App& app);
 std::function<int()> AddGenerate(CLI::App& app);
 std::function<int()> AddTokenize(CLI::App& app);
+std::function<int()> AddPerplexity(CLI::App& app);
+std::function<int()> AddDemo(CLI::App& app);
+
+// Prints a perplexity report: PPL and counts to stdout, warnings and the summary line
+// to stderr (shared by `perplexity` and `demo`).
+void PrintPerplexityReport(const PerplexityReport& r, const std::string& text_path);
 
 }  // namespace nibble::cli

@@ -16,15 +16,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Examples:\n"
+      "  nibble demo\n"
       "  nibble inspect assets/stories260K/stories260K.bin\n"
       "  nibble convert --dtype bf16 model.gguf model-bf16.gguf\n"
       "  nibble generate -m assets/stories260K/stories260K.bin -p \"Once upon a time\" -n 64\n"
       "  nibble tokenize -m assets/stories260K/stories260K.gguf -p \"Hello world\"\n"
+      "  nibble perplexity -m assets/stories260K/stories260K.bin \\\n"
+      "      -f assets/tinystories-excerpt/tinystories_val_excerpt.txt\n"
       "Run 'nibble COMMAND --help' for a command's flags and examples.\n");
   const auto inspect = nibble::cli::AddInspect(app);
   const auto convert = nibble::cli::AddConvert(app);
   const auto generate = nibble::cli::AddGenerate(app);
   const auto tokenize = nibble::cli::AddTokenize(app);
+  const auto perplexity = nibble::cli::AddPerplexity(app);
+  const auto demo = nibble::cli::AddDemo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -35,6 +40,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("convert")) return convert();
     if (app.got_subcommand("generate")) return generate();
     if (app.got_subcommand("tokenize")) return tokenize();
+    if (app.got_subcommand("perplexity")) return perplexity();
+    if (app.got_subcommand("demo")) return demo();
   } catch (const nibble::Error& e) {
     fmt::print(stderr, "nibble: error: {}\n", e.what());
     return 1;

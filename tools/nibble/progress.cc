@@ -11,8 +11,12 @@ namespace nibble::cli {
 
 bool StderrIsTty() { return ::isatty(STDERR_FILENO) == 1; }
 
-ProgressBar::ProgressBar(std::string label, bool enabled)
-    : label_(std::move(label)), enabled_(enabled), start_(std::chrono::steady_clock::now()), last_(start_) {}
+ProgressBar::ProgressBar(std::string label, bool enabled, std::string unit)
+    : label_(std::move(label)),
+      enabled_(enabled),
+      unit_(std::move(unit)),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
 
 ProgressBar::~ProgressBar() { Finish(); }
 
@@ -30,8 +34,9 @@ void ProgressBar::Update(uint64_t done, uint64_t total, std::string_view item) {
   std::string bar(static_cast<size_t>(fill), '#');
   bar.resize(kWidth, '.');
   std::string name(item.substr(0, 40));
-  fmt::print(stderr, "\r{} [{}] {:5.1f}% {:>10}/s  {:<40}", label_, bar, frac * 100.0,
-             HumanBytes(static_cast<uint64_t>(rate)), name);
+  const std::string rate_text =
+      unit_ == "B" ? HumanBytes(static_cast<uint64_t>(rate)) : fmt::format("{:.1f} {}", rate, unit_);
+  fmt::print(stderr, "\r{} [{}] {:5.1f}% {:>12}/s  {:<40}", label_, bar, frac * 100.0, rate_text, name);
   std::fflush(stderr);
   drawn_ = true;
 }

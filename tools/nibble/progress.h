@@ -10,8 +10,9 @@ namespace nibble::cli {
 
 class ProgressBar {
  public:
-  // `label` precedes the bar; `enabled` false makes every call a no-op.
-  ProgressBar(std::string label, bool enabled);
+  // `label` precedes the bar; `enabled` false makes every call a no-op; `unit` names
+  // what Update counts: "B" shows a byte rate (KiB/s, MiB/s), anything else "N unit/s".
+  ProgressBar(std::string label, bool enabled, std::string unit = "B");
   ~ProgressBar();
   void Update(uint64_t done, uint64_t total, std::string_view item);
   void Finish();
@@ -19,6 +20,7 @@ class ProgressBar {
  private:
   std::string label_;
   bool enabled_;
+  std::string unit_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_, last_;
 };
