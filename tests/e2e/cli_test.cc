@@ -10,28 +10,11 @@
 #include <sys/wait.h>
 
 #include "util/temp_dir.h"
+#include "util/run_cli.h"
 #include "util/test_paths.h"
 
 namespace nibble::test {
 namespace {
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-RunResult RunCli(const std::string& args) {
-  const std::string cmd = std::string(NIBBLE_CLI_PATH) + " " + args + " 2>&1";
-  RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 // True when some line of `out` is "<spaces>key<spaces>value".
 bool HasRow(const std::string& out, const std::string& key, const std::string& value) {
@@ -47,7 +30,7 @@ bool HasRow(const std::string& out, const std::string& key, const std::string& v
 int CountLines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 TEST(Cli, InspectGgufListsAll48Tensors) {
-  const RunResult r = RunCli("inspect " + SharedData("llama2c-stories260K/stories260K.gguf"));
+  const RunResult r = RunCliMerged("inspect " + SharedData("llama2c-stories260K/stories260K.gguf"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("gguf (v3), 48 tensors"), std::string::npos) << r.out;
   // 260,032 weights + output.weight, ggml-org's copy of the 512x64 embedding.
@@ -59,7 +42,7 @@ TEST(Cli, InspectGgufListsAll48Tensors) {
 }
 
 TEST(Cli, InspectLlama2cCountsParametersWithoutRopeTables) {
-  const RunResult r = RunCli("inspect --no-tensors " + SourcePath("assets/stories260K/stories260K.bin"));
+  const RunResult r = RunCliMerged("inspect --no-tensors " + SourcePath("assets/stories260K/stories260K.bin"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   // 264,128 floats in the file minus the 2 x 512 x 4 legacy RoPE tables.
   EXPECT_NE(r.out.find("260,032 parameters"), std::string::npos) << r.out;
@@ -68,7 +51,7 @@ TEST(Cli, InspectLlama2cCountsParametersWithoutRopeTables) {
 }
 
 TEST(Cli, InspectJsonIsOneDocument) {
-  const RunResult r = RunCli("inspect --json " + SharedData("hf-tiny-random-llama"));
+  const RunResult r = RunCliMerged("inspect --json " + SharedData("hf-tiny-random-llama"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out.front(), '{');
   EXPECT_NE(r.out.find("\"num_params\""), std::string::npos);
@@ -80,7 +63,7 @@ TEST(Cli, ConvertPrintsSizesAndError) {
   TempDir dir;
   const std::string out = dir.File("m.gguf");
   const RunResult r =
-      RunCli("convert --dtype bf16 " + SharedData("llama2c-stories260K/stories260K.gguf") + " " + out);
+      RunCliMerged("convert --dtype bf16 " + SharedData("llama2c-stories260K/stories260K.gguf") + " " + out);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(std::filesystem::exists(out));
   EXPECT_NE(r.out.find("48 tensors, 48 converted to bf16"), std::string::npos) << r.out;
@@ -91,27 +74,27 @@ TEST(Cli, ConvertPrintsSizesAndError) {
 TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {
   TempDir dir;
   const std::string missing = dir.File("nope.gguf");
-  RunResult r = RunCli("inspect " + missing);
+  RunResult r = RunCliMerged("inspect " + missing);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(CountLines(r.out), 1) << r.out;
   EXPECT_NE(r.out.find(missing), std::string::npos) << r.out;
 
   const std::string out = dir.File("x.gguf");
-  r = RunCli("convert --dtype f8_e4m3fn " + SharedData("llama2c-stories260K/stories260K.gguf") + " " + out);
+  r = RunCliMerged("convert --dtype f8_e4m3fn " + SharedData("llama2c-stories260K/stories260K.gguf") + " " + out);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(CountLines(r.out), 1) << r.out;
   EXPECT_NE(r.out.find("GGUF cannot hold dtype f8_e4m3fn"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(out));
   EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
 
-  r = RunCli("convert --dtype f17 a.gguf b.gguf");
+  r = RunCliMerged("convert --dtype f17 a.gguf b.gguf");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("unknown dtype 'f17'"), std::string::npos) << r.out;
 }
 
 TEST(Cli, HelpHasExamples) {
   for (const char* cmd : {"--help", "inspect --help", "convert --help"}) {
-    const RunResult r = RunCli(cmd);
+    const RunResult r = RunCliMerged(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Examples:"), std::string::npos) << cmd << r.out;
   }

@@ -12,37 +12,12 @@
 
 #include "nibble/generate.h"
 #include "util/temp_dir.h"
+#include "util/file_bytes.h"
+#include "util/run_cli.h"
 #include "util/test_paths.h"
 
 namespace nibble::test {
 namespace {
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-// Runs the CLI with stdout captured and stderr sent to a file, so the two can be told apart.
-RunResult RunCli(const std::string& args) {
-  TempDir dir;
-  const std::string err_file = dir.File("stderr.txt");
-  const std::string cmd = std::string(NIBBLE_CLI_PATH) + " " + args + " 2>" + err_file;
-  RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadText(err_file);
-  return r;
-}
 
 const std::string kStories = "llama2c-stories260K/";
 
@@ -51,7 +26,7 @@ TEST(GenerateCli, GreedyBinPrintsLlama2cTextAndSummary) {
       RunCli("generate -m " + SharedData(kStories + "stories260K.bin") + " --temp 0 -n 256 --threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Empty prompt: nothing echoed, then the text and a final newline, as llama2.c prints it.
-  EXPECT_EQ(r.out, ReadText(SharedData(kStories + "stories260K_greedy_t0_expected.txt")));
+  EXPECT_EQ(r.out, ReadFileText(SharedData(kStories + "stories260K_greedy_t0_expected.txt")));
   EXPECT_NE(r.err.find("summary: prompt 1 tokens"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("generated 256 tokens"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
@@ -62,7 +37,7 @@ TEST(GenerateCli, GreedyBinPrintsLlama2cTextAndSummary) {
 TEST(GenerateCli, GgufCtx512WarnsAndGivesTheSameText) {
   const RunResult r = RunCli("generate -m " + SharedData(kStories + "stories260K.gguf") + " --temp 0 -n 256 -c 512");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, ReadText(SharedData(kStories + "stories260K_greedy_t0_expected.txt")));
+  EXPECT_EQ(r.out, ReadFileText(SharedData(kStories + "stories260K_greedy_t0_expected.txt")));
   EXPECT_NE(r.err.find("nibble: warning: context 512 is larger than the 128"), std::string::npos) << r.err;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "util/temp_dir.h"
+#include "util/run_cli.h"
 #include "util/test_paths.h"
 
 namespace nibble::test {
@@ -24,33 +25,6 @@ namespace {
 constexpr double kPplCtx256 = 3.8505;
 constexpr double kPplCtx512 = 3.8067;
 constexpr double kTolPplRel = 0.01;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-// Runs the CLI with stdout captured and stderr sent to a file, so the two can be told apart.
-RunResult RunCli(const std::string& args) {
-  TempDir dir;
-  const std::string err_file = dir.File("stderr.txt");
-  const std::string cmd = std::string(NIBBLE_CLI_PATH) + " " + args + " 2>" + err_file;
-  RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadText(err_file);
-  return r;
-}
 
 // The x of "PPL = x +/- y"; NaN when the line is missing.
 double ParsePpl(const std::string& out, double* stderr_out = nullptr) {

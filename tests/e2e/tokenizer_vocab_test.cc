@@ -17,6 +17,7 @@
 #include "io/llama2c.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
+#include "util/file_bytes.h"
 #include "util/test_paths.h"
 
 namespace nibble::test {
@@ -27,12 +28,6 @@ using tokenizer::TokenType;
 using tokenizer::Vocab;
 using api::VocabFromGguf;  // the loader nibble generate uses
 
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("test: cannot open " + path);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 struct Case {
   std::string text;
   std::vector<int32_t> ids;
@@ -41,7 +36,7 @@ struct Case {
 // test-tokenizer-0.cpp's read_tests: inputs are separated by "\n__ggml_vocab_test__\n"
 // and kept byte for byte (no stripping); each .out line is stripped and split on spaces.
 std::vector<Case> ReadCases(const std::string& gguf_path) {
-  const std::string inp = ReadText(gguf_path + ".inp");
+  const std::string inp = ReadFileText(gguf_path + ".inp");
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> inputs;
   for (size_t pos = 0; pos < inp.size();) {
@@ -53,7 +48,7 @@ std::vector<Case> ReadCases(const std::string& gguf_path) {
     inputs.push_back(inp.substr(pos, next - pos));
     pos = next + sep.size();
   }
-  std::istringstream out(ReadText(gguf_path + ".out"));
+  std::istringstream out(ReadFileText(gguf_path + ".out"));
   std::vector<Case> cases;
   std::string line;
   for (size_t i = 0; std::getline(out, line); ++i) {
@@ -110,7 +105,7 @@ TEST(TokenizerVocabTest, Llama2cTokenizerMatchesGgufCopy) {
   const Tokenizer from_bin(Vocab::FromLlama2c(bin.pieces, bin.scores), "tok512.bin");
   const std::string gguf_path = SharedData("llama2c-stories260K/stories260K.gguf");
   const Tokenizer from_gguf(VocabFromGguf(io::GgufFile::Open(gguf_path)), gguf_path);
-  std::istringstream text(ReadText(SharedData("text-tinystories/tinystories_val.txt")));
+  std::istringstream text(ReadFileText(SharedData("text-tinystories/tinystories_val.txt")));
   std::string line;
   int checked = 0;
   for (int i = 0; i < 500 && std::getline(text, line); ++i) {
@@ -126,7 +121,7 @@ TEST(TokenizerVocabTest, Gpt2VocabJsonMatchesGguf) {
   const std::string gguf_path = SharedData("tokenizer-llamacpp-vocab/ggml-vocab-gpt-2.gguf");
   const Tokenizer from_gguf(VocabFromGguf(io::GgufFile::Open(gguf_path)), gguf_path);
 
-  const nlohmann::json encoder = nlohmann::json::parse(ReadText(SharedData("tokenizer-gpt2/vocab.json")));
+  const nlohmann::json encoder = nlohmann::json::parse(ReadFileText(SharedData("tokenizer-gpt2/vocab.json")));
   Vocab v;
   v.model = tokenizer::VocabModel::kBpe;
   v.pre = tokenizer::PreTokenizer::kGpt2;
@@ -134,7 +129,7 @@ TEST(TokenizerVocabTest, Gpt2VocabJsonMatchesGguf) {
   for (const auto& [piece, id] : encoder.items()) v.pieces.at(id.get<size_t>()) = piece;
   v.types.assign(v.pieces.size(), TokenType::kNormal);
   v.types.back() = TokenType::kControl;  // 50256 <|endoftext|>
-  std::istringstream merges(ReadText(SharedData("tokenizer-gpt2/merges.txt")));
+  std::istringstream merges(ReadFileText(SharedData("tokenizer-gpt2/merges.txt")));
   for (std::string line; std::getline(merges, line);) {
     if (!line.empty() && line.rfind("#version", 0) != 0) v.merges.push_back(line);
   }
@@ -142,7 +137,7 @@ TEST(TokenizerVocabTest, Gpt2VocabJsonMatchesGguf) {
   v.bos_id = v.eos_id = 50256;
   const Tokenizer from_json(std::move(v), "vocab.json");
 
-  std::istringstream text(ReadText(SharedData("text-tinystories/tinystories_val.txt")));
+  std::istringstream text(ReadFileText(SharedData("text-tinystories/tinystories_val.txt")));
   std::string line;
   for (int i = 0; i < 200 && std::getline(text, line); ++i) {
     const std::vector<int32_t> ids = from_gguf.Encode(line, false, false);
