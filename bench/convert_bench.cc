@@ -8,7 +8,7 @@
 
 #include "hwy/aligned_allocator.h"
 #include "kernels/convert.h"
-#include "probes.h"
+#include "bench_util.h"
 
 namespace nibble::bench {
 namespace {
@@ -35,11 +35,8 @@ void BM_Convert(benchmark::State& state, Case c, size_t n, int threads) {
   auto f32 = hwy::AllocateAligned<float>(n);
   auto narrow = hwy::AllocateAligned<uint8_t>(n * eb);
   // Values in [-2, 2) from an LCG: normal numbers, every page written before timing.
-  uint32_t s = 12345;
-  for (size_t i = 0; i < n; ++i) {
-    s = s * 1664525u + 1013904223u;
-    f32[i] = static_cast<float>(static_cast<int32_t>(s)) * 0x1p-30f;
-  }
+  Lcg lcg;
+  for (size_t i = 0; i < n; ++i) f32[i] = lcg.Next(2.0f);
   kernels::ConvertFromF32Parallel(threads, c.narrow, f32.get(), narrow.get(), n);
   for (auto _ : state) {
     if (c.from_f32) {

@@ -7,7 +7,7 @@
 
 #include "hwy/aligned_allocator.h"
 #include "kernels/matmul.h"
-#include "probes.h"
+#include "bench_util.h"
 
 namespace nibble::bench {
 namespace {
@@ -20,23 +20,15 @@ void BM_MatMulF32(benchmark::State& state) {
   auto x = hwy::AllocateAligned<float>(M * K);
   auto w = hwy::AllocateAligned<float>(N * K);
   auto y = hwy::AllocateAligned<float>(M * N);
-  uint32_t s = 12345;
-  auto next = [&s] {
-    s = s * 1664525u + 1013904223u;
-    return static_cast<float>(static_cast<int32_t>(s)) * 0x1p-31f;
-  };
+  Lcg lcg;
+  auto next = [&lcg] { return lcg.Next(); };
   for (size_t i = 0; i < M * K; ++i) x[i] = next();
   for (size_t i = 0; i < N * K; ++i) w[i] = next();
   for (auto _ : state) {
     kernels::MatMul(threads, x.get(), w.get(), y.get(), M, N, K);
     benchmark::ClobberMemory();
   }
-  const double iters = static_cast<double>(state.iterations());
-  const double weight_bytes = static_cast<double>(N * K * sizeof(float)) * iters;
-  state.SetBytesProcessed(static_cast<int64_t>(weight_bytes));
-  state.counters["frac_bw"] = benchmark::Counter(weight_bytes / ProbeBandwidth(threads), benchmark::Counter::kIsRate);
-  state.counters["GFLOPs"] =
-      benchmark::Counter(2.0 * static_cast<double>(M * N * K) * iters / 1e9, benchmark::Counter::kIsRate);
+  SetMatMulCounters(state, static_cast<double>(N * K * sizeof(float)), M, N, K, threads);
 }
 
 // Args: M, N, K, threads.
