@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,30 @@ struct PerplexityOptions {
   int64_t stride = 0;      // 0: llama.cpp protocol; 1..ctx: Hugging Face sliding window
   int64_t max_chunks = 0;  // 0: every window; else at most this many (llama.cpp's --chunks)
   int num_threads = 0;     // 0: all cores
+  std::string weight_dtype = "auto";  // matrices at load: auto (as stored: bf16 stays bf16), f32 or bf16
+  // KL divergence (llama.cpp's --kl-divergence-base / --kl-divergence), llama.cpp protocol
+  // only. kl_divergence_base: write this run's reference log-probs to the file.
+  // kl_divergence: read a reference file and compare this model with it on the file's
+  // own tokens and windows (text_path and ctx are then not used).
+  std::string kl_divergence_base;
+  std::string kl_divergence;
+  int32_t kl_top_k = 0;  // reference storage: 0 = every log-prob on a u16 grid; K = top K + the rest as one bin
   // Called after each window with (windows done, windows total).
   std::function<void(int64_t done, int64_t total)> progress;
+};
+
+// llama.cpp's KL-divergence figures (model vs the reference file), over the scored
+// positions; the reference PPL comes from its stored NLLs.
+struct KlDivergenceReport {
+  std::string reference_model;  // as recorded in the file
+  int64_t positions = 0;
+  double ppl_base = 0, ppl = 0, delta_ppl = 0;
+  double ln_ppl_ratio = 0, ln_ppl_ratio_stderr = 0;  // mean(NLL - NLL_base) = ln(PPL / PPL_base)
+  double mean_kld = 0, mean_kld_stderr = 0;
+  double max_kld = 0, p99_9_kld = 0, p99_kld = 0, p90_kld = 0, median_kld = 0, p10_kld = 0, min_kld = 0;
+  double same_top1 = 0, same_top1_stderr = 0;  // fraction of positions with the same argmax token
+  double rms_dp = 0, mean_dp = 0;              // p(actual token): model - reference
+  bool top_k_lower_bound = false;              // the reference kept only its top k (KLD is a lower bound)
 };
 
 struct PerplexityReport {
@@ -40,6 +63,8 @@ struct PerplexityReport {
   uint64_t peak_rss_bytes = 0;
   uint64_t peak_alloc_bytes = 0;
   std::vector<std::string> warnings;
+  std::optional<KlDivergenceReport> kld;  // with kl_divergence
+  uint64_t kld_base_bytes = 0;            // with kl_divergence_base: the file's size
 };
 
 // Loads the model, tokenizes the text file once (with BOS first when the vocabulary

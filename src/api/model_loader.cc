@@ -233,7 +233,40 @@ ConstTensorView F32View(const SourceTensor& t, const std::string& file, ExecCont
   return owned.back().view();
 }
 
+// Matrices are the roles a matmul reads (embedding, projections, classifier); norms
+// ("...norm.weight") and biases stay f32 whatever WeightDtype asks for.
+bool IsMatrix(std::string_view hf_name) {
+  return hf_name.ends_with(".weight") && hf_name.find("norm") == std::string_view::npos;
+}
+
+// A view of matrix `t` in the dtype `want` asks for: bf16-stored data is borrowed when
+// bf16 is wanted (kAuto, kBf16) and aligned; anything else goes through an f32 view and,
+// for kBf16, is rounded to bf16 into `owned` (the f32 temporary is released at once).
+ConstTensorView MatrixView(const SourceTensor& t, WeightDtype want, const std::string& file, ExecContext& ctx,
+                           std::vector<Tensor>& owned) {
+  if (want == WeightDtype::kF32) return F32View(t, file, ctx, owned);
+  const int64_t n = t.shape.NumElems();
+  if (t.dtype == DType::kBF16 && t.data.size() == DTypeBytes(DType::kBF16, static_cast<uint64_t>(n)) &&
+      reinterpret_cast<uintptr_t>(t.data.data()) % alignof(uint16_t) == 0)
+    return {t.data.data(), DType::kBF16, t.shape};
+  if (want == WeightDtype::kAuto) return F32View(t, file, ctx, owned);
+  std::vector<Tensor> f32_tmp;
+  const ConstTensorView f32 = F32View(t, file, ctx, f32_tmp);
+  Tensor out(ctx.allocator(), DType::kBF16, t.shape);
+  kernels::ConvertFromF32Parallel(ctx.num_threads(), DType::kBF16, static_cast<const float*>(f32.data), out.data(),
+                                  static_cast<size_t>(n));
+  owned.push_back(std::move(out));
+  return owned.back().view();
+}
+
 }  // namespace
+
+WeightDtype ParseWeightDtype(std::string_view name) {
+  if (name == "auto") return WeightDtype::kAuto;
+  if (name == "f32") return WeightDtype::kF32;
+  if (name == "bf16") return WeightDtype::kBf16;
+  throw ConfigError(fmt::format("option 'dtype': expected auto, f32 or bf16, got \"{}\"", name));
+}
 
 model::LlamaConfig ConfigFromSource(const ModelSource& src) {
   switch (src.format()) {
@@ -281,7 +314,8 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
     const auto lookup = [&](std::string_view name) -> std::optional<ConstTensorView> {
       auto it = by_hf_name.find(name);
       if (it == by_hf_name.end()) return std::nullopt;
-      return F32View(*it->second, path, ctx, m->owned);
+      return IsMatrix(name) ? MatrixView(*it->second, options.weights, path, ctx, m->owned)
+                            : F32View(*it->second, path, ctx, m->owned);
     };
     m->model = std::make_unique<model::LlamaModel>(m->config, model::BindHfTensors(m->config, lookup));
   }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/model_source.h"
@@ -19,7 +20,19 @@
 
 namespace nibble::api {
 
+// Storage of the weight matrices (embedding, projections, classifier) once loaded;
+// norms and biases are always f32. The matmul kernel is picked per matrix by its dtype.
+enum class WeightDtype {
+  kAuto,  // bf16-stored matrices stay bf16 (borrowed from the map); everything else f32
+  kF32,   // every matrix converted to f32 (the reference path)
+  kBf16,  // every matrix rounded to bf16 (RNE) at load: half the bytes per token
+};
+
+// "auto", "f32", "bf16" (the CLI's --dtype); ConfigError naming the value otherwise.
+WeightDtype ParseWeightDtype(std::string_view name);
+
 struct LoadOptions {
+  WeightDtype weights = WeightDtype::kAuto;
   std::string tokenizer_path;  // empty: the model's own (see FindDefaultTokenizer)
   bool load_weights = true;    // false: config and tokenizer only
   bool load_tokenizer = true;
@@ -31,7 +44,7 @@ struct LoadOptions {
 struct LoadedModel {
   ModelSource source;
   model::LlamaConfig config;
-  std::vector<Tensor> owned;                        // weights converted to f32
+  std::vector<Tensor> owned;                        // weights converted at load (f32 or bf16)
   std::unique_ptr<model::LlamaModel> model;         // null when !load_weights
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when !load_tokenizer
   std::string tokenizer_source;                     // the file the vocabulary came from

@@ -79,7 +79,9 @@ PerplexityResult Perplexity(ExecContext& ctx, const LlamaModel& model, std::span
     model.Forward(ctx, cache, window_tokens, 0, out, LogitsMode::kAll);
     for (int64_t p = w.score_from; p + 1 < w.len; ++p) {
       const std::span<const float> row = out.subspan(static_cast<size_t>(p * V), static_cast<size_t>(V));
-      r.nll.push_back(static_cast<float>(TokenNll(row, tokens[static_cast<size_t>(w.begin + p + 1)])));
+      const int32_t target = tokens[static_cast<size_t>(w.begin + p + 1)];
+      r.nll.push_back(static_cast<float>(TokenNll(row, target)));
+      if (o.on_position) o.on_position(row, target);
     }
     if (o.progress) o.progress(static_cast<int64_t>(wi + 1), r.num_windows);
   }

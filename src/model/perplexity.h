@@ -26,6 +26,9 @@ struct PerplexityOptions {
   int32_t bos_id = -1;    // llama.cpp protocol: token placed at the start of each window (-1: none)
   // Called after each window with (windows done, windows total).
   std::function<void(int64_t, int64_t)> progress;
+  // Called for every scored position, in text order, with its logits [V] and the token
+  // it predicts (KL divergence reads the distributions here).
+  std::function<void(std::span<const float> logits, int32_t target)> on_position;
 };
 
 struct PerplexityResult {
