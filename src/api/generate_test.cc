@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -155,11 +156,29 @@ TEST(GenerateTest, Bf16GgufWeightsAreTheRoundedF32Weights) {
   api::LoadOptions lo;
   lo.load_tokenizer = false;
   const auto a = api::LoadModel(f32, lo, ctx);
+  lo.weights = api::WeightDtype::kF32;
   const auto b = api::LoadModel(bf16, lo, ctx);
   EXPECT_TRUE(a->owned.empty());  // f32 weights are borrowed from the map
   EXPECT_FALSE(b->owned.empty());
   const auto& wa = a->model->weights();
   const auto& wb = b->model->weights();
+  // WeightDtype::kAuto keeps the file's bf16 matrices as they are (borrowed, no copy),
+  // and kBf16 on the f32 file rounds to the same bits.
+  lo.weights = api::WeightDtype::kAuto;
+  const auto c = api::LoadModel(bf16, lo, ctx);
+  lo.weights = api::WeightDtype::kBf16;
+  const auto d = api::LoadModel(f32, lo, ctx);
+  for (const auto* w : {&c->model->weights(), &d->model->weights()}) {
+    ASSERT_EQ(w->layers[2].wq.dtype, DType::kBF16);
+    ASSERT_EQ(w->final_norm.dtype, DType::kF32);  // norms stay f32
+    const auto xs = wa.layers[2].wq.As<float>();
+    const auto ys = w->layers[2].wq.As<uint16_t>();
+    ASSERT_EQ(xs.size(), ys.size());
+    for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(F32ToBF16(xs[i]), ys[i]) << i;
+  }
+  EXPECT_TRUE(std::none_of(c->owned.begin(), c->owned.end(),
+                           [&](const Tensor& t) { return t.data() == c->model->weights().layers[2].wq.data; }))
+      << "kAuto borrows the bf16 matrix from the map";
   for (const auto& [x, y] : {std::pair{wa.embed, wb.embed},
                              {wa.layers[2].wq, wb.layers[2].wq},
                              {wa.layers[4].w_down, wb.layers[4].w_down},
