@@ -74,7 +74,9 @@ struct Plan {
 
 Plan PlanTensor(const SourceTensor& t, const ConvertOptions& o) {
   if (!IsConvertibleSource(t.dtype)) return {t.dtype, t.dtype, false};
-  const DType target = o.keep_norms_f32 && IsNormName(t.name) ? DType::kF32 : o.dtype;
+  // llama.cpp keeps the RoPE frequency divisors (Llama 3.1 scaling) in f32 whatever the type.
+  const bool keep_f32 = (o.keep_norms_f32 && IsNormName(t.name)) || t.name == "rope_freqs.weight";
+  const DType target = keep_f32 ? DType::kF32 : o.dtype;
   const DType storage = target == DType::kTF32 ? DType::kF32 : target;
   return {target, storage, t.dtype != target};
 }

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -100,9 +102,29 @@ model::LlamaConfig ConfigFromGguf(const io::GgufFile& g) {
   c.rope_theta = static_cast<float>(k.FloatOr("llama.rope.freq_base", kGgufDefaultRopeBase));
   if (const io::GgufValue* s = k.Find("llama.rope.scaling.type")) {
     const auto* type = std::get_if<std::string>(&s->value);
-    if (type == nullptr || *type != "none")
-      throw ConfigError(fmt::format("{}: GGUF key 'llama.rope.scaling.type' = {} is not supported yet", g.source(),
-                                    GgufValueToString(*s)));
+    if (type != nullptr && *type == "linear") {
+      c.rope_scaling.type = model::RopeScalingType::kLinear;
+      c.rope_scaling.factor = static_cast<float>(k.FloatOr("llama.rope.scaling.factor", 1.0));
+    } else if (type == nullptr || *type != "none") {
+      throw ConfigError(fmt::format(
+          "{}: GGUF key 'llama.rope.scaling.type' = {}: only \"none\" and \"linear\" are supported", g.source(),
+          GgufValueToString(*s)));
+    }
+  }
+  // llama.cpp's converter stores Llama 3.1 scaling as per-frequency divisors.
+  if (const io::GgufTensor* f = g.FindTensor("rope_freqs.weight")) {
+    if (c.rope_scaling.type != model::RopeScalingType::kNone)
+      throw ConfigError(fmt::format("{}: both 'llama.rope.scaling.type' and tensor 'rope_freqs.weight' are present",
+                                    g.source()));
+    const bool floats = kernels::IsConvertible(f->dtype) && f->shape.rank() == 1 &&
+                        f->data.size() == DTypeBytes(f->dtype, static_cast<uint64_t>(f->shape.NumElems()));
+    if (!floats)
+      throw ConfigError(fmt::format("{}: tensor 'rope_freqs.weight' must be a 1-D float tensor, got {} {}",
+                                    g.source(), DTypeName(f->dtype), f->shape.ToString()));
+    c.rope_scaling.type = model::RopeScalingType::kFreqFactors;
+    c.rope_scaling.freq_factors.resize(static_cast<size_t>(f->shape.NumElems()));
+    kernels::ConvertToF32Parallel(1, f->dtype, f->data.data(), c.rope_scaling.freq_factors.data(),
+                                  c.rope_scaling.freq_factors.size());
   }
   // Partial rotary embeddings (fewer rotated dims than the head has) are not implemented.
   if (const io::GgufValue* rd = k.Find("llama.rope.dimension_count")) {
@@ -130,6 +152,52 @@ model::LlamaConfig ConfigFromGguf(const io::GgufFile& g) {
   // llama.cpp's converter permutes HF q/k rows into the Meta (adjacent-pair) order.
   c.rope_layout = kernels::RopeLayout::kAdjacentPairs;
   return c;
+}
+
+// One rope_scaling / rope_parameters object. Types other than default, linear and
+// llama3 (dynamic NTK, yarn, longrope) are a ConfigError naming the value.
+model::RopeScaling RopeScalingFromHf(const nlohmann::json& r, const char* field, const std::string& cfg,
+                                     int64_t max_positions, float& rope_theta) {
+  if (!r.is_object()) throw ConfigError(fmt::format("{}: field '{}' must be an object, got {}", cfg, field, r.dump()));
+  auto num = [&](const char* key, double fallback) -> double {
+    if (!r.contains(key) || r[key].is_null()) return fallback;
+    if (!r[key].is_number())
+      throw ConfigError(fmt::format("{}: field '{}.{}' must be a number, got {}", cfg, field, key, r[key].dump()));
+    return r[key].get<double>();
+  };
+  std::string type = "default";
+  for (const char* key : {"rope_type", "type"}) {
+    if (r.contains(key) && r[key].is_string()) {
+      type = r[key].get<std::string>();
+      break;
+    }
+  }
+  if (r.contains("rope_theta")) rope_theta = static_cast<float>(num("rope_theta", rope_theta));
+  model::RopeScaling s;
+  if (type == "default") return s;
+  auto require = [&](const char* key) {
+    if (!r.contains(key) || r[key].is_null())
+      throw ConfigError(fmt::format("{}: field '{}.{}' is missing (rope_type \"{}\")", cfg, field, key, type));
+    return num(key, 0);
+  };
+  if (type == "linear") {
+    s.type = model::RopeScalingType::kLinear;
+    s.factor = static_cast<float>(require("factor"));
+  } else if (type == "llama3") {
+    s.type = model::RopeScalingType::kLlama3;
+    s.factor = static_cast<float>(require("factor"));
+    s.low_freq_factor = static_cast<float>(require("low_freq_factor"));
+    s.high_freq_factor = static_cast<float>(require("high_freq_factor"));
+    const double orig = num("original_max_position_embeddings", static_cast<double>(max_positions));
+    if (orig != std::floor(orig) || orig < 1 || orig > 1e9)
+      throw ConfigError(fmt::format("{}: field '{}.original_max_position_embeddings' must be a positive integer, got {}",
+                                    cfg, field, orig));
+    s.original_max_position_embeddings = static_cast<int64_t>(orig);
+  } else {
+    throw ConfigError(fmt::format(
+        "{}: field '{}' has rope_type \"{}\": only default, linear and llama3 are supported", cfg, field, type));
+  }
+  return s;
 }
 
 model::LlamaConfig ConfigFromHf(const std::string& path) {
@@ -162,8 +230,6 @@ model::LlamaConfig ConfigFromHf(const std::string& path) {
   if (type != "llama" && type != "mistral" && type != "qwen2")
     throw ConfigError(fmt::format(
         "{}: unsupported architecture: field 'model_type' is \"{}\", expected llama, mistral or qwen2", cfg, type));
-  if (has("rope_scaling"))
-    throw ConfigError(fmt::format("{}: field 'rope_scaling' = {} is not supported yet", cfg, j["rope_scaling"].dump()));
   model::LlamaConfig c;
   c.hidden_size = get_int("hidden_size");
   c.intermediate_size = get_int("intermediate_size");
@@ -179,6 +245,11 @@ model::LlamaConfig ConfigFromHf(const std::string& path) {
   c.tie_word_embeddings = get_bool("tie_word_embeddings", false);
   c.attention_bias = type == "qwen2" || get_bool("attention_bias", false);
   c.rope_layout = kernels::RopeLayout::kRotateHalf;
+  // transformers <= 4.x: "rope_scaling" {"type"|"rope_type", ...}; 5.x may write
+  // "rope_parameters" {"rope_type", "rope_theta", ...} instead.
+  for (const char* field : {"rope_scaling", "rope_parameters"}) {
+    if (has(field)) c.rope_scaling = RopeScalingFromHf(j[field], field, cfg, c.max_position_embeddings, c.rope_theta);
+  }
   return c;
 }
 

@@ -20,6 +20,19 @@ inline void PairIndex(RopeLayout layout, size_t j, size_t Dh, size_t* a, size_t*
 
 }  // namespace
 
+void RopeInvFreq(float theta, size_t Dh, float* inv_freq) noexcept {
+  for (size_t j = 0; j < Dh / 2; ++j)
+    inv_freq[j] = 1.0f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(Dh));
+}
+
+void RopeAnglesFromInvFreq(int64_t pos, const float* inv_freq, size_t half, float* cos, float* sin) noexcept {
+  for (size_t j = 0; j < half; ++j) {
+    const float angle = static_cast<float>(pos) * inv_freq[j];
+    cos[j] = std::cos(angle);
+    sin[j] = std::sin(angle);
+  }
+}
+
 void RopeAngles(int64_t pos, float theta, size_t Dh, float* cos, float* sin) noexcept {
   for (size_t j = 0; j < Dh / 2; ++j) {
     const float inv_freq = 1.0f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(Dh));

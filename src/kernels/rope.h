@@ -17,6 +17,12 @@ enum class RopeLayout {
 // inv_freq_j = 1 / theta^(2j/Dh), all in f32 as HF (autocast off) and llama2.c compute it.
 void RopeAngles(int64_t pos, float theta, size_t Dh, float* cos, float* sin) noexcept;
 
+// inv_freq: [Dh/2] f32, inv_freq_j = 1 / theta^(2j/Dh) (the table RopeAngles uses).
+void RopeInvFreq(float theta, size_t Dh, float* inv_freq) noexcept;
+// cos, sin: [half] f32 of angle_j = pos · inv_freq_j in f32 (HF multiplies in f32 too),
+// for an inv_freq table that may have been rescaled (rope_scaling).
+void RopeAnglesFromInvFreq(int64_t pos, const float* inv_freq, size_t half, float* cos, float* sin) noexcept;
+
 // x: [n_heads, Dh] f32 of one position, rotated in place with that position's
 // cos, sin: [Dh/2] f32 (from RopeAngles). Dh even. For each pair (a, b):
 // a' = a·c − b·s, b' = b·c + a·s. noexcept.

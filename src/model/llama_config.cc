@@ -45,6 +45,68 @@ void LlamaConfig::Validate() const {
     throw ConfigError(fmt::format("Llama config: field 'rms_norm_eps' must be finite and > 0, got {}", rms_norm_eps));
   if (!(rope_theta > 1.0f) || !std::isfinite(rope_theta))
     throw ConfigError(fmt::format("Llama config: field 'rope_theta' must be finite and > 1, got {}", rope_theta));
+  const RopeScaling& r = rope_scaling;
+  if (r.type == RopeScalingType::kLinear || r.type == RopeScalingType::kLlama3) {
+    if (!(r.factor >= 1.0f) || !std::isfinite(r.factor))
+      throw ConfigError(fmt::format("Llama config: field 'rope_scaling.factor' must be finite and >= 1, got {}",
+                                    r.factor));
+  }
+  if (r.type == RopeScalingType::kLlama3) {
+    if (!(r.low_freq_factor > 0.0f) || !(r.high_freq_factor > r.low_freq_factor) || !std::isfinite(r.high_freq_factor))
+      throw ConfigError(fmt::format(
+          "Llama config: fields 'rope_scaling.low_freq_factor' ({}) and 'high_freq_factor' ({}) must satisfy "
+          "0 < low < high",
+          r.low_freq_factor, r.high_freq_factor));
+    if (r.original_max_position_embeddings < 1 || r.original_max_position_embeddings > kMaxExtent)
+      throw ConfigError(fmt::format(
+          "Llama config: field 'rope_scaling.original_max_position_embeddings' must be in [1, {}], got {}",
+          kMaxExtent, r.original_max_position_embeddings));
+  }
+  if (r.type == RopeScalingType::kFreqFactors) {
+    if (static_cast<int64_t>(r.freq_factors.size()) != HeadDim() / 2)
+      throw ConfigError(fmt::format("Llama config: rope_freqs has {} factors, expected head_dim/2 = {}",
+                                    r.freq_factors.size(), HeadDim() / 2));
+    for (float f : r.freq_factors)
+      if (!(f > 0.0f) || !std::isfinite(f))
+        throw ConfigError(fmt::format("Llama config: rope_freqs holds {}, expected positive finite factors", f));
+  }
+}
+
+std::vector<float> LlamaConfig::RopeInvFreq() const {
+  const auto Dh = static_cast<size_t>(HeadDim());
+  std::vector<float> inv(Dh / 2);
+  kernels::RopeInvFreq(rope_theta, Dh, inv.data());
+  const RopeScaling& r = rope_scaling;
+  switch (r.type) {
+    case RopeScalingType::kNone:
+      break;
+    case RopeScalingType::kLinear:
+      for (float& f : inv) f /= r.factor;
+      break;
+    case RopeScalingType::kFreqFactors:
+      for (size_t j = 0; j < inv.size(); ++j) inv[j] /= r.freq_factors[j];
+      break;
+    case RopeScalingType::kLlama3: {
+      // transformers' _compute_llama3_parameters, elementwise in f32.
+      constexpr float kTwoPi = 6.283185307179586f;
+      const auto old_len = static_cast<float>(r.original_max_position_embeddings);
+      const float low_freq_wavelen = old_len / r.low_freq_factor;
+      const float high_freq_wavelen = old_len / r.high_freq_factor;
+      for (float& f : inv) {
+        const float wavelen = kTwoPi / f;
+        const float scaled = wavelen > low_freq_wavelen ? f / r.factor : f;
+        const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+        if (medium) {
+          const float smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+          f = (1.0f - smooth) * scaled / r.factor + smooth * scaled;
+        } else {
+          f = scaled;
+        }
+      }
+      break;
+    }
+  }
+  return inv;
 }
 
 }  // namespace nibble::model

@@ -4,10 +4,28 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/rope.h"
 
 namespace nibble::model {
+
+// config.json `rope_scaling` (transformers' rope_type names) or its GGUF equivalent.
+enum class RopeScalingType {
+  kNone,
+  kLinear,  // inv_freq / factor (position interpolation)
+  kLlama3,  // Llama 3.1: low frequencies / factor, high kept, a smooth ramp between
+  kFreqFactors,  // GGUF `rope_freqs.weight`: inv_freq_j / freq_factors[j] (llama.cpp's form of llama3)
+};
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::kNone;
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;                    // kLlama3
+  float high_freq_factor = 4.0f;                   // kLlama3
+  int64_t original_max_position_embeddings = 0;    // kLlama3
+  std::vector<float> freq_factors;                 // kFreqFactors: [head_dim/2]
+};
 
 struct LlamaConfig {
   int64_t hidden_size = 0;              // D
@@ -25,10 +43,17 @@ struct LlamaConfig {
   // Row order of q_proj/k_proj within a head, which decides the RoPE pairing:
   // kAdjacentPairs for llama2.c/GGUF/Meta weights, kRotateHalf for HF weights.
   kernels::RopeLayout rope_layout = kernels::RopeLayout::kRotateHalf;
+  RopeScaling rope_scaling;
+
+  // inv_freq [HeadDim()/2] f32 with rope_scaling applied, computed in f32 in the order
+  // transformers' _compute_default/linear/llama3_parameters use.
+  std::vector<float> RopeInvFreq() const;
 
   // Throws ConfigError naming the first field that is missing or out of range:
   // positive extents (each at most 2^24, so products fit easily), H % KV == 0,
-  // head_dim even, rms_norm_eps > 0 and rope_theta > 1, both finite.
+  // head_dim even, rms_norm_eps > 0 and rope_theta > 1, both finite, rope_scaling's
+  // factors finite and >= 1 (low < high, original positions >= 1; freq_factors of
+  // head_dim/2 positive finite values).
   void Validate() const;
 
   int64_t HeadDim() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }

@@ -58,6 +58,7 @@ LlamaModel::LlamaModel(const LlamaConfig& config, LlamaWeights weights)
     : config_(config), weights_(std::move(weights)) {
   config_.Validate();
   weights_.Validate(config_);
+  inv_freq_ = config_.RopeInvFreq();
 }
 
 void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32_t> tokens, int64_t start_pos,
@@ -115,7 +116,8 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
 
   for (size_t t = 0; t < T; ++t) {
     EmbedRow(weights_.embed, static_cast<size_t>(tokens[t]), D, h + t * D);
-    kernels::RopeAngles(start_pos + static_cast<int64_t>(t), c.rope_theta, Dh, cos + t * half, sin + t * half);
+    kernels::RopeAnglesFromInvFreq(start_pos + static_cast<int64_t>(t), inv_freq_.data(), half, cos + t * half,
+                                   sin + t * half);
   }
 
   const float eps = c.rms_norm_eps;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "core/exec_context.h"
 #include "model/kv_cache.h"
@@ -39,6 +40,7 @@ class LlamaModel {
  private:
   LlamaConfig config_;
   LlamaWeights weights_;
+  std::vector<float> inv_freq_;  // [Dh/2] RoPE inverse frequencies, rope_scaling applied
 };
 
 }  // namespace nibble::model
