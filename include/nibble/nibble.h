@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nibble/api.h"
+#include "nibble/chat.h"
 #include "nibble/convert.h"
 #include "nibble/dtype.h"
 #include "nibble/error.h"

@@ -367,8 +367,8 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       m->tokenizer_source = FindDefaultTokenizer(path);
       vocab = VocabFromFile(m->tokenizer_source, m->config.vocab_size);
     } else {
-      throw ConfigError(fmt::format(
-          "{}: tokenizer.json is not supported yet: pass -t/--tokenizer with a GGUF vocabulary of this model", path));
+      m->tokenizer_source = FindHfTokenizer(path);
+      vocab = VocabFromFile(m->tokenizer_source, m->config.vocab_size);
     }
     if (vocab.size() != m->config.vocab_size)
       throw ConfigError(fmt::format("{}: tokenizer has {} tokens but the model's vocab_size is {}", m->tokenizer_source,

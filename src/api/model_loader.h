@@ -63,12 +63,19 @@ model::LlamaConfig ConfigFromSource(const ModelSource& src);
 // keys. Throws FormatError naming the key when one has the wrong type.
 tokenizer::Vocab VocabFromGguf(const io::GgufFile& g);
 
-// A tokenizer file on its own: GGUF (by magic) or llama2.c tokenizer .bin (its token
-// count found by walking the records). `vocab_size`, when given, must match (ConfigError).
+// A tokenizer file on its own: GGUF (by magic), HF tokenizer.json (by name or JSON
+// content) or tokenizer.model (by name), each with the tokenizer_config.json beside it
+// applied when there is one, or llama2.c tokenizer .bin (its token count found by
+// walking the records). `vocab_size`, when given, must match (ConfigError).
 tokenizer::Vocab VocabFromFile(const std::string& path, std::optional<int64_t> vocab_size);
 
 // llama2.c keeps the tokenizer in a separate file: tok512.bin or tokenizer.bin in the
 // model's directory. Throws ConfigError asking for -t when neither exists.
 std::string FindDefaultTokenizer(const std::string& model_path);
+
+// A Hugging Face checkpoint's tokenizer: tokenizer.json, else tokenizer.model, in the
+// model's directory (`model_path` is that directory or a file in it). Throws
+// ConfigError asking for -t when neither exists.
+std::string FindHfTokenizer(const std::string& model_path);
 
 }  // namespace nibble::api

@@ -1,5 +1,6 @@
-// Tokenizer vocabularies from files: GGUF `tokenizer.ggml.*` metadata and llama2.c
-// tokenizer .bin (whose token count is not stored: it is found by walking the records).
+// Tokenizer vocabularies from files: GGUF `tokenizer.ggml.*` metadata, llama2.c
+// tokenizer .bin (whose token count is not stored: it is found by walking the records)
+// and Hugging Face tokenizer.json / tokenizer.model (+ tokenizer_config.json beside them).
 #include <fmt/format.h>
 
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "io/llama2c.h"
 #include "io/mapped_file.h"
 #include "nibble/error.h"
+#include "tokenizer/hf_tokenizer.h"
 
 namespace nibble::api {
 namespace {
@@ -86,6 +88,29 @@ int64_t CountLlama2cTokens(std::span<const uint8_t> b, const std::string& path) 
   return n;
 }
 
+// tokenizer.json by name, or by content: a JSON object (first and last non-blank
+// bytes '{' and '}'), which neither GGUF nor a llama2.c .bin can be.
+bool IsTokenizerJson(const std::string& path, std::span<const uint8_t> b) {
+  if (fs::path(path).extension() == ".json") return true;
+  const auto blank = [](uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  size_t first = 0, last = b.size();
+  while (first < last && blank(b[first])) ++first;
+  while (last > first && blank(b[last - 1])) --last;
+  return last - first >= 2 && b[first] == '{' && b[last - 1] == '}';
+}
+
+// transformers keeps add_bos_token / bos_token and friends in tokenizer_config.json
+// next to tokenizer.json or tokenizer.model; they override what the tokenizer file says.
+void ApplySiblingTokenizerConfig(const std::string& tokenizer_path, Vocab* v) {
+  const fs::path cfg = fs::path(tokenizer_path).parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(cfg, ec)) return;
+  const std::shared_ptr<io::MappedFile> file = io::MappedFile::Open(cfg.string());
+  const std::span<const uint8_t> b = file->bytes();
+  tokenizer::ApplyTokenizerConfig(*v, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()),
+                                  cfg.string());
+}
+
 }  // namespace
 
 Vocab VocabFromGguf(const io::GgufFile& g) {
@@ -140,6 +165,13 @@ Vocab VocabFromFile(const std::string& path, std::optional<int64_t> vocab_size) 
   Vocab v;
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0) {
     v = VocabFromGguf(io::GgufFile::Open(path));
+  } else if (IsTokenizerJson(path, bytes)) {
+    v = tokenizer::VocabFromTokenizerJson(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                                          path);
+    ApplySiblingTokenizerConfig(path, &v);
+  } else if (fs::path(path).extension() == ".model") {
+    v = tokenizer::VocabFromSentencePieceModel(path);
+    ApplySiblingTokenizerConfig(path, &v);
   } else {
     const int64_t n = CountLlama2cTokens(bytes, path);
     if (vocab_size && n != *vocab_size)
@@ -166,6 +198,19 @@ std::string FindDefaultTokenizer(const std::string& model_path) {
       fmt::format("{}: a llama2.c checkpoint needs its tokenizer: pass -t/--tokenizer FILE (no tok512.bin or "
                   "tokenizer.bin in '{}')",
                   model_path, dir.empty() ? "." : dir.string()));
+}
+
+std::string FindHfTokenizer(const std::string& model_path) {
+  std::error_code ec;
+  const fs::path dir = fs::is_directory(model_path, ec) ? fs::path(model_path) : fs::path(model_path).parent_path();
+  for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    const fs::path p = dir / name;
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  throw ConfigError(fmt::format(
+      "{}: no tokenizer.json or tokenizer.model in '{}': pass -t/--tokenizer FILE (tokenizer.json, tokenizer.model "
+      "or a GGUF vocabulary of this model)",
+      model_path, dir.empty() ? "." : dir.string()));
 }
 
 }  // namespace nibble::api

@@ -16,6 +16,7 @@ std::function<int()> AddGenerate(CLI::App& app);
 std::function<int()> AddTokenize(CLI::App& app);
 std::function<int()> AddPerplexity(CLI::App& app);
 std::function<int()> AddDemo(CLI::App& app);
+std::function<int()> AddChat(CLI::App& app);
 
 // Prints a perplexity report: PPL and counts to stdout, warnings and the summary line
 // to stderr (shared by `perplexity` and `demo`).

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   const auto tokenize = nibble::cli::AddTokenize(app);
   const auto perplexity = nibble::cli::AddPerplexity(app);
   const auto demo = nibble::cli::AddDemo(app);
+  const auto chat = nibble::cli::AddChat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("tokenize")) return tokenize();
     if (app.got_subcommand("perplexity")) return perplexity();
     if (app.got_subcommand("demo")) return demo();
+    if (app.got_subcommand("chat")) return chat();
   } catch (const nibble::Error& e) {
     fmt::print(stderr, "nibble: error: {}\n", e.what());
     return 1;
