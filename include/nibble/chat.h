@@ -37,6 +37,7 @@ struct ChatOptions {
   int32_t repeat_last_n = 64;
   std::optional<uint64_t> seed;  // absent: random (reported in ChatSummary::seed)
   int num_threads = 0;           // 0: all cores
+  std::string weight_dtype = "auto";  // matrices at load: auto (as stored), f32 or bf16
   int64_t ctx_size = 0;          // 0: the declared context, at most GenerateOptions::kDefaultMaxCtx
   // Keep the KV cache between turns and forward only the tokens after the longest
   // prefix shared with what it holds. false: re-run the whole conversation each turn.

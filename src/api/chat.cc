@@ -132,6 +132,7 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
 
   api::LoadOptions lo;
   lo.tokenizer_path = o.tokenizer_path;
+  lo.weights = api::ParseWeightDtype(o.weight_dtype);
   s.loaded = api::LoadModel(o.model_path, lo, s.ctx);
   if (!o.template_path.empty()) {
     s.tmpl = ReadText(o.template_path, "chat template (--template)");

@@ -102,6 +102,7 @@ GenerateReport Generate(const GenerateOptions& o) {
   ExecContext ctx(o.num_threads);  // declared before `loaded`: its allocator owns converted weights
   api::LoadOptions lo;
   lo.tokenizer_path = o.tokenizer_path;
+  lo.weights = api::ParseWeightDtype(o.weight_dtype);
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
   const model::LlamaConfig& config = loaded->config;
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;

@@ -84,6 +84,8 @@ std::function<int()> AddGenerate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", args->seed, "RNG seed (default: random, printed in the summary)");
   cmd->add_option("--threads", o.num_threads, "Threads (default: all cores)");
+  cmd->add_option("--dtype", o.weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
+      ->capture_default_str();
   cmd->add_option("-c,--ctx", o.ctx_size,
                   "Context size in tokens (default: the model's declared context, at most 4096; more than "
                   "declared is allowed with a warning)");
