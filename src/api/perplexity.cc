@@ -188,14 +188,15 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
     writer.emplace(o.kl_divergence_base, h,
                    std::span<const int32_t>(tokens.data(), static_cast<size_t>(h.n_windows * h.ctx)));
     const model::KldStorage storage = h.storage == 1 ? model::KldStorage::kTopK : model::KldStorage::kFull;
-    mo.on_position = [&](std::span<const float> logits, int32_t target) {
+    // storage is captured by value: it goes out of scope before the run.
+    mo.on_position = [&, storage](std::span<const float> logits, int32_t target) {
       const model::PositionRecord rec = model::EncodePosition(logits, target, storage, o.kl_top_k);
       writer->Write(ToFileRecord(rec));
     };
   } else if (compare) {
     const bool full = ref->header().storage == 0;
     const model::KldStorage storage = full ? model::KldStorage::kFull : model::KldStorage::kTopK;
-    mo.on_position = [&](std::span<const float> logits, int32_t target) {
+    mo.on_position = [&, full, storage](std::span<const float> logits, int32_t target) {
       const model::PositionRecord rec = FromFileRecord(ref->Record(position++, codes, ids, logprobs), full);
       acc.Add(model::ComparePosition(rec, storage, logits, target), rec.nll);
     };
