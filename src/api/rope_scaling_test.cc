@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_loader.h"
+#include "io/gguf.h"
 #include "model/kv_cache.h"
 #include "nibble/error.h"
 #include "util/file_bytes.h"
@@ -134,6 +135,56 @@ TEST(RopeScaling, FreqFactorsReproduceLlama3) {
   for (size_t j = 0; j < inv.size(); ++j) EXPECT_NEAR(inv[j], llama3[j], 2 * kTolInvFreqRel * llama3[j]) << j;
   c.rope_scaling.freq_factors.pop_back();
   EXPECT_THROW(c.Validate(), ConfigError);
+}
+
+// GGUF forms on stories260K (head_dim 8): `rope_freqs.weight` divisors all 2 must give
+// the same logits as `llama.rope.scaling.type = linear` with factor 2 (both divide
+// every inverse frequency by 2 in f32: exact equality), divisors all 1 the unscaled
+// model's, and mixed divisors something else.
+std::string WriteStoriesVariant(const test::TempDir& tmp, const std::string& name, const std::vector<float>& freqs,
+                                bool linear2) {
+  const io::GgufFile g = io::GgufFile::Open(test::SharedData("llama2c-stories260K/stories260K.gguf"));
+  std::vector<io::GgufKv> kv = g.metadata();
+  if (linear2) {
+    kv.push_back({"llama.rope.scaling.type", {io::GgufType::kString, std::string("linear")}});
+    kv.push_back({"llama.rope.scaling.factor", {io::GgufType::kF32, 2.0}});
+  }
+  std::vector<io::GgufWriteTensor> ts;
+  for (const io::GgufTensor& t : g.tensors()) ts.push_back({t.name, t.dtype, t.shape, t.data, nullptr});
+  if (!freqs.empty())
+    ts.push_back({"rope_freqs.weight", DType::kF32, Shape{static_cast<int64_t>(freqs.size())},
+                  {reinterpret_cast<const uint8_t*>(freqs.data()), freqs.size() * sizeof(float)}, nullptr});
+  const std::string path = tmp.File(name);
+  io::WriteGguf(path, kv, ts);
+  return path;
+}
+
+std::vector<float> StoriesLogits(const std::string& path) {
+  ExecContext ctx(2);
+  LoadOptions lo;
+  lo.load_tokenizer = false;
+  const auto m = LoadModel(path, lo, ctx);
+  std::vector<int32_t> tokens;
+  for (int32_t i = 0; i < 100; ++i) tokens.push_back(1 + (i * 37) % 500);
+  model::KvCache cache(ctx.allocator(), m->config, static_cast<int64_t>(tokens.size()));
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(m->config.vocab_size));
+  m->model->Forward(ctx, cache, tokens, 0, logits, model::LogitsMode::kAll);
+  return logits;
+}
+
+TEST(RopeScaling, GgufRopeFreqsAndLinear) {
+  test::TempDir tmp;
+  const std::vector<float> plain = StoriesLogits(test::SharedData("llama2c-stories260K/stories260K.gguf"));
+  const std::vector<float> ones = StoriesLogits(WriteStoriesVariant(tmp, "ones.gguf", {1, 1, 1, 1}, false));
+  const std::vector<float> twos = StoriesLogits(WriteStoriesVariant(tmp, "twos.gguf", {2, 2, 2, 2}, false));
+  const std::vector<float> lin2 = StoriesLogits(WriteStoriesVariant(tmp, "lin2.gguf", {}, true));
+  const std::vector<float> mixed = StoriesLogits(WriteStoriesVariant(tmp, "mixed.gguf", {1, 1, 4, 8}, false));
+  EXPECT_EQ(MaxDiff(ones, plain), 0.0);
+  EXPECT_EQ(MaxDiff(twos, lin2), 0.0);
+  EXPECT_GT(MaxDiff(twos, plain), kMinVariantDiff);
+  EXPECT_GT(MaxDiff(mixed, plain), kMinVariantDiff);
+  EXPECT_THROW(StoriesLogits(WriteStoriesVariant(tmp, "bad.gguf", {1, 1, 1}, false)), ConfigError);
+  EXPECT_THROW(StoriesLogits(WriteStoriesVariant(tmp, "both.gguf", {2, 2, 2, 2}, true)), ConfigError);
 }
 
 }  // namespace
