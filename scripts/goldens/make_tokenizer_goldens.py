@@ -11,6 +11,10 @@ Writes tests/golden/tokenizer/:
       ByteLevel(use_regex=False), ignore_merges) and SmolLM2 (Digits + ByteLevel).
   ids_*.json  {"tokenizer", "texts", "ids", "decoded"}: encode(add_special_tokens=False)
       and decode(skip_special_tokens=True) per text, plus "ids_special" with BOS/EOS.
+  ids_tok512_metaspace_{always,never}.json  the same for tok512_metaspace.json with its
+      "pre_tokenizer" and "decoder" replaced by the ones recorded in the file
+      (prepend_scheme "always"; "never" without the Strip decoder, as transformers'
+      converter writes it), on the space-prefix edge cases.
   tok512_unigram.model  tok512.model with trainer_spec.model_type = UNIGRAM (rejected).
   pretok_llama3.json / pretok_smollm2.json  {"pattern", "texts", "splits"}: the
       pre_tokenize_str split strings (byte-level alphabet) per text.
@@ -72,6 +76,14 @@ UNICODE_LINES = [
     "https://example.com/path?q=1&r=2#frag", "user@example.com", "snake_case camelCase PascalCase kebab-case",
     "ALLCAPS lowercase MiXeD", "\u00bfQu\u00e9? \u00a1S\u00ed!", "\u2581marker\u2581in\u2581text", "<0x41> looks like a byte",
     "\u0120G-dot \u010aC-dot", "BOM\ufeffinside", "\U0001d400\U0001d401 math bold", "\U00020000 CJK ext B",
+]
+
+# Where tokenizers' Metaspace prefix differs from llama.cpp's: text that starts with a
+# space or "▁", text around special tokens, empty and all-space text.
+SPACE_PREFIX_LINES = [
+    "", " ", "   ", "\u2581", "\u2581\u2581 x", " \u2581x", "\u2581 x", " x", "x ", "\tx", "\nx",
+    "<s>", "<s>x", "<s> x", "<s>\u2581x", "<s><s>x", "x<s>", "x<s>y", "x<s> y", "x</s>y z", "</s> </s>",
+    "a <s>b</s> c", "<unk>x",
 ]
 
 
@@ -166,9 +178,20 @@ def main():
                "../shared/data/peft-lora-gpt2/tokenizer.json")
 
     tok512 = tok512_files()
-    spm_texts = stories + UNICODE_LINES + ["<s>inline control</s> text", "</s>"]
+    spm_texts = stories + UNICODE_LINES + ["<s>inline control</s> text", "</s>"] + SPACE_PREFIX_LINES
     ids_golden("ids_tok512_legacy.json", tok512["legacy"], spm_texts, "tok512_legacy.json")
     ids_golden("ids_tok512_metaspace.json", tok512["metaspace"], spm_texts, "tok512_metaspace.json")
+    for scheme in ("always", "never"):
+        d = json.loads(tok512["metaspace"].to_str())
+        d["pre_tokenizer"]["prepend_scheme"] = scheme
+        if scheme == "never":
+            d["decoder"]["decoders"] = [x for x in d["decoder"]["decoders"] if x["type"] != "Strip"]
+        name = f"ids_tok512_metaspace_{scheme}.json"
+        ids_golden(name, Tokenizer.from_str(json.dumps(d)), SPACE_PREFIX_LINES + stories[:3] + UNICODE_LINES[:8],
+                   "tok512_metaspace.json")
+        g = json.load(open(os.path.join(OUT, name), encoding="utf-8"))
+        g.update(pre_tokenizer=d["pre_tokenizer"], decoder=d["decoder"])
+        dump(name, g)
 
     llama3_pre = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),

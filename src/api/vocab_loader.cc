@@ -155,7 +155,8 @@ Vocab VocabFromGguf(const io::GgufFile& g) {
   v.pad_id = IdOr(g, "tokenizer.ggml.padding_token_id", tokenizer::kNoToken);
   v.add_bos = FlagOr(g, "tokenizer.ggml.add_bos_token", spm);
   v.add_eos = FlagOr(g, "tokenizer.ggml.add_eos_token", false);
-  v.add_space_prefix = FlagOr(g, "tokenizer.ggml.add_space_prefix", spm);
+  v.space_prefix = FlagOr(g, "tokenizer.ggml.add_space_prefix", spm) ? tokenizer::SpacePrefix::kLlamaCpp
+                                                                      : tokenizer::SpacePrefix::kNone;
   return v;
 }
 

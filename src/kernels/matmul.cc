@@ -1,10 +1,13 @@
 // MatMul: Highway dispatch over the per-target tiles (matmul-inl.h), the OpenMP split
-// of the output columns, and the double-accumulating scalar reference.
+// of the output columns, oneDNN for prompts of >= kOnednnMinRowsF32 rows (gemm_onednn.h),
+// and the double-accumulating scalar reference.
 #include "kernels/matmul.h"
 
 #include <omp.h>
 
 #include <algorithm>
+
+#include "kernels/gemm_onednn.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul.cc"
@@ -38,6 +41,9 @@ constexpr size_t kColumnAlign = 16;
 }  // namespace
 
 void MatMul(int num_threads, const float* x, const float* w, float* y, size_t M, size_t N, size_t K) noexcept {
+  // Prompts go to oneDNN's brgemm (1.5-1.8x the tiled path at M = 512, bench/RESULTS.md); if it
+  // fails (reported, never thrown) the Highway path below computes the same product.
+  if (M >= kOnednnMinRowsF32 && !OnednnDisabled() && GemmOnednnF32(num_threads, x, w, y, M, N, K)) return;
   if (num_threads <= 1 || M * N * K < kMinParallelMacs || N < 2 * kColumnAlign) {
     HWY_DYNAMIC_DISPATCH(MatMulRange)(x, w, y, M, N, K, 0, N);
     return;

@@ -1,6 +1,7 @@
 // MatMulBf16: rounds the activations to bf16 once, then dispatches a whole column range
 // to the Highway tiles (matmul_bf16-inl.h) or the vdpbf16ps variant after a one-time
-// CPUID probe; OpenMP over the output columns; the double-accumulating reference.
+// CPUID probe; OpenMP over the output columns; oneDNN (bf16 × bf16 → f32) for kAuto
+// prompts of >= kOnednnMinRowsBf16 rows (gemm_onednn.h); the double-accumulating reference.
 #include "kernels/matmul_bf16.h"
 
 #include <omp.h>
@@ -11,6 +12,7 @@
 #include "core/check.h"
 #include "core/float_convert.h"
 #include "kernels/convert.h"
+#include "kernels/gemm_onednn.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -95,7 +97,12 @@ void MatMulBf16(int num_threads, const float* x, const uint16_t* w, float* y, si
   // kAuto is the Highway variant for now: on Zen 4 it measured faster than the
   // unblocked vdpbf16ps tiles (bench/RESULTS.md, 2 threads: 40.6 vs 28.0 GB/s GEMV,
   // 153 vs 127 GFLOP/s at M=64). Revisit once the bf16-dot variant blocks K.
-  if (variant == MatMulBf16Variant::kAuto) variant = MatMulBf16Variant::kHighway;
+  // Prompts (M >= kOnednnMinRowsBf16) go to oneDNN, which rounds the activations the same
+  // way (bench/RESULTS.md "oneDNN GEMM"); on failure the Highway variant runs instead.
+  if (variant == MatMulBf16Variant::kAuto) {
+    if (M >= kOnednnMinRowsBf16 && !OnednnDisabled() && GemmOnednnBf16(num_threads, x, w, y, M, N, K)) return;
+    variant = MatMulBf16Variant::kHighway;
+  }
   // Activations rounded once with the integer RNE of core/float_convert.h (not
   // vcvtne2ps2bf16, which flushes subnormals), so both variants see the same bf16 values.
   std::vector<uint16_t> xb(M * K);

@@ -24,7 +24,7 @@ namespace nibble::kernels {
 // are split into contiguous blocks over `num_threads` OpenMP threads. The call allocates
 // an M·K scratch for the rounded activations (2 or 4 bytes each). noexcept, no checks.
 enum class MatMulBf16Variant {
-  kAuto,        // the measured-faster variant: kHighway today (bench/RESULTS.md)
+  kAuto,        // oneDNN (activations rounded to bf16) for M >= kOnednnMinRowsBf16, else kHighway (bench/RESULTS.md)
   kHighway,     // Highway dynamic dispatch (AVX3_DL, AVX3, AVX2 or SCALAR)
   kAvx512Bf16,  // vdpbf16ps; precondition HasAvx512Bf16() (NB_CHECK otherwise)
 };

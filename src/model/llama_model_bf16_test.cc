@@ -28,9 +28,13 @@ using testing::TinyConfig;
 // logit scale taken linearly; 3e-2 leaves a 3x margin, while a misread weight (wrong
 // dtype, byte order or row) moves logits by O(1) of the scale.
 constexpr double kTolBf16VsWidenedRel = 3e-2;
-// Batched vs token-by-token with bf16 weights: both MatMulBf16 variants sum each dot
-// product in the same order for every M, so the logits agree to rounding.
-constexpr double kTolBatchedRel = 1e-6;
+// Batched vs token-by-token with bf16 weights: a prompt of M >= 8 rows runs oneDNN's
+// bf16 x bf16 GEMM, which first rounds the activations to bf16 (kernels/gemm_onednn.h),
+// while one token keeps f32 activations. That is the same kind of perturbation as
+// kTolBf16VsWidenedRel's (~9 rounding steps of 2^-9 on the path to the logits, ~1e-2 of
+// the logit scale taken linearly); measured 1e-4 relative. With NIBBLE_DISABLE_ONEDNN=1
+// both paths sum in the same order and agree to ~1e-7.
+constexpr double kTolBatchedRel = 1e-2;
 
 const std::vector<int32_t> kTokens = {1, 5, 39, 0, 17, 17, 2, 30, 11, 8, 25};
 

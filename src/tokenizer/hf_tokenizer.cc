@@ -177,8 +177,8 @@ PreTokenizer ByteLevelPreTokenizer(const Reader& r, const std::vector<Step>& ste
 
 // SentencePiece-style: normalizer [Prepend "▁"] + Replace " " → "▁" with no
 // pre-tokenizer (Llama 2, TinyLlama, Mistral v0.1), or a Metaspace pre-tokenizer with
-// split: false and no normalizer (newer conversions). Returns add_space_prefix.
-bool SpmSpaceHandling(const Reader& r, const json& root) {
+// split: false and no normalizer (newer conversions). Returns where the space prefix goes.
+SpacePrefix SpmSpaceHandling(const Reader& r, const json& root) {
   const std::vector<Step> norms = Steps(r, r.Opt(root, "", "normalizer"), "normalizer", "normalizers");
   const std::vector<Step> pres = Steps(r, r.Opt(root, "", "pre_tokenizer"), "pre_tokenizer", "pretokenizers");
   if (!norms.empty() && !pres.empty())
@@ -193,12 +193,21 @@ bool SpmSpaceHandling(const Reader& r, const json& root) {
     // Files written before tokenizers 0.14 have no "split" key, and serde's default is true.
     if (r.Flag(*m.obj, m.key, "split", true))
       r.Unsupported(Reader::Join(m.key, "split"), "true (or absent) is not supported: a BPE word spans the whole text");
+    // Before tokenizers 0.14 the scheme was the flag add_prefix_space (true = "always");
+    // tokenizers 0.23 reads an absent prepend_scheme as "always" and refuses
+    // add_prefix_space: false beside any scheme but "never". nibble reads a lone false
+    // as "never", its meaning in the files that carry it.
+    const bool add_prefix = r.Flag(*m.obj, m.key, "add_prefix_space", true);
     const json* scheme = r.Opt(*m.obj, m.key, "prepend_scheme");
-    if (scheme == nullptr) return r.Flag(*m.obj, m.key, "add_prefix_space", true);
-    const std::string& s = r.Str(*scheme, Reader::Join(m.key, "prepend_scheme"));
+    if (scheme == nullptr) return add_prefix ? SpacePrefix::kMetaspaceAlways : SpacePrefix::kNone;
+    const std::string scheme_key = Reader::Join(m.key, "prepend_scheme");
+    const std::string& s = r.Str(*scheme, scheme_key);
     if (s != "always" && s != "first" && s != "never")
-      r.Malformed(Reader::Join(m.key, "prepend_scheme"), fmt::format("expected always, first or never, got \"{}\"", s));
-    return s != "never";
+      r.Malformed(scheme_key, fmt::format("expected always, first or never, got \"{}\"", s));
+    if (!add_prefix && s != "never")
+      r.Malformed(scheme_key, fmt::format("\"{}\" contradicts add_prefix_space: false", s));
+    if (s == "never") return SpacePrefix::kNone;
+    return s == "first" ? SpacePrefix::kMetaspaceFirst : SpacePrefix::kMetaspaceAlways;
   }
   bool prepend = false, replace = false;
   for (const Step& n : norms) {
@@ -221,7 +230,8 @@ bool SpmSpaceHandling(const Reader& r, const json& root) {
     r.Unsupported("normalizer", "a byte-fallback BPE needs a Replace \" \" → U+2581 normalizer or a Metaspace "
                                 "pre-tokenizer (no ByteLevel pre-tokenizer found either)");
   }
-  return prepend;
+  // Prepend("▁") puts the marker before every non-empty fragment, as llama.cpp does.
+  return prepend ? SpacePrefix::kLlamaCpp : SpacePrefix::kNone;
 }
 
 struct Entry {
@@ -397,7 +407,7 @@ Vocab VocabFromTokenizerJson(std::string_view json_text, std::string_view source
                                            "with byte_fallback: true");
     if (r.Flag(model, "model", "ignore_merges", false)) r.Unsupported("model.ignore_merges", "true");
     v.model = VocabModel::kSpm;
-    v.add_space_prefix = SpmSpaceHandling(r, root);
+    v.space_prefix = SpmSpaceHandling(r, root);
   }
 
   ReadPieces(r, root, model, &v);

@@ -32,8 +32,8 @@ Vocab VocabFromTokenizerJson(std::string_view json_text, std::string_view source
 void ApplyTokenizerConfig(Vocab& vocab, std::string_view json_text, std::string_view source);
 
 // A SentencePiece BPE model file (tokenizer.model): pieces, scores and types from
-// libsentencepiece, special ids from its trainer spec, add_bos on, add_space_prefix
-// from normalizer_spec.add_dummy_prefix. A unigram model, a model without byte
+// libsentencepiece, special ids from its trainer spec, add_bos on, space_prefix
+// kLlamaCpp when normalizer_spec.add_dummy_prefix, else kNone. A unigram model, a model without byte
 // fallback or one with a non-identity normalizer is a ConfigError; an unreadable file
 // an IoError or FormatError.
 Vocab VocabFromSentencePieceModel(const std::string& path);

@@ -162,6 +162,16 @@ TEST(HfTokenizerErrorsTest, UnsupportedLayoutsAreConfigErrors) {
   j.erase("normalizer");
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"add_prefix_space", true}};
   ExpectError<ConfigError>(j.dump(), {"'pre_tokenizer.split'"});
+  // tokenizers 0.23.3 refuses this pair too ("add_prefix_space does not match declared
+  // prepend_scheme").
+  j["pre_tokenizer"] = {{"type", "Metaspace"},
+                        {"replacement", "\xE2\x96\x81"},
+                        {"split", false},
+                        {"add_prefix_space", false},
+                        {"prepend_scheme", "first"}};
+  ExpectError<FormatError>(j.dump(), {"'pre_tokenizer.prepend_scheme'", "add_prefix_space"});
+  j["pre_tokenizer"]["prepend_scheme"] = "sometimes";
+  ExpectError<FormatError>(j.dump(), {"'pre_tokenizer.prepend_scheme'", "sometimes"});
 }
 
 TEST(HfTokenizerErrorsTest, TokenizerConfig) {

@@ -189,7 +189,7 @@ Vocab VocabFromSentencePieceModel(const std::string& path) {
   v.pad_id = sp.pad_id();
   v.add_bos = v.bos_id != kNoToken;  // Llama's convention; tokenizer_config.json may override
   v.add_eos = false;
-  v.add_space_prefix = f.add_dummy_prefix;
+  v.space_prefix = f.add_dummy_prefix ? SpacePrefix::kLlamaCpp : SpacePrefix::kNone;
   v.Validate(path);
   return v;
 }

@@ -59,7 +59,7 @@ TEST_F(SentencePieceModelTest, VocabularyMatchesLibsentencepiece) {
   EXPECT_EQ(v.eos_id, sp_.eos_id());
   EXPECT_EQ(v.unk_id, sp_.unk_id());
   EXPECT_TRUE(v.add_bos);
-  EXPECT_TRUE(v.add_space_prefix);  // normalizer_spec.add_dummy_prefix
+  EXPECT_EQ(v.space_prefix, SpacePrefix::kLlamaCpp);  // normalizer_spec.add_dummy_prefix
   for (int id = 0; id < v.size(); ++id) {
     EXPECT_EQ(v.pieces[id], sp_.IdToPiece(id));
     EXPECT_EQ(v.scores[id], sp_.GetScore(id));

@@ -1,6 +1,6 @@
 // Encode/Decode for SPM and byte-level BPE vocabularies, after llama.cpp's
 // llama_vocab::impl::tokenize (special-token partition first, then per-fragment
-// tokenization) and token_to_piece.
+// tokenization) and token_to_piece; SPM space prefix also as tokenizers' Metaspace.
 #include "tokenizer/tokenizer.h"
 
 #include <fmt/core.h>
@@ -123,7 +123,7 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special, 
   const std::vector<Fragment> frags = text.empty() ? std::vector<Fragment>{} : Partition(text, parse_special);
 
   if (vocab_.model == VocabModel::kSpm) {
-    bool prev_special = true;  // a fragment at the start or after a special token gets the prefix
+    bool prev_special = true;  // llama.cpp: the text's start counts as after a special token
     std::string buf;
     for (const Fragment& f : frags) {
       if (f.token != kNoToken) {
@@ -132,7 +132,7 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special, 
         continue;
       }
       buf.clear();
-      if (vocab_.add_space_prefix && prev_special) buf.push_back(' ');
+      if (WantsSpacePrefix(f.text, static_cast<size_t>(f.text.data() - text.data()), prev_special)) buf.push_back(' ');
       buf.append(f.text);
       ReplaceAll(&buf, " ", vocab_.space_marker);
       EncodeSpm(buf, &out);
@@ -154,6 +154,23 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special, 
   }
   if (add_special && vocab_.add_eos) out.push_back(vocab_.eos_id);
   return out;
+}
+
+// Metaspace tests the text after its spaces became the marker (tokenizers'
+// pre_tokenizers/metaspace.rs), so a leading ' ' counts as a leading marker.
+bool Tokenizer::WantsSpacePrefix(std::string_view fragment, size_t offset, bool prev_special) const {
+  switch (vocab_.space_prefix) {
+    case SpacePrefix::kNone:
+      return false;
+    case SpacePrefix::kLlamaCpp:
+      return prev_special;
+    case SpacePrefix::kMetaspaceFirst:
+      if (offset != 0) return false;
+      [[fallthrough]];
+    case SpacePrefix::kMetaspaceAlways:
+      return !fragment.starts_with(' ') && !fragment.starts_with(vocab_.space_marker);
+  }
+  return false;
 }
 
 void Tokenizer::AppendByteTokens(std::string_view bytes, std::vector<int32_t>* out) const {
@@ -261,7 +278,8 @@ std::string Tokenizer::TokenPiece(int32_t id, bool render_special) const {
 std::string Tokenizer::TokenPieceAfter(int32_t prev_id, int32_t id) const {
   std::string piece = TokenPiece(id);
   const bool at_start = prev_id == kNoToken || (prev_id == vocab_.bos_id && prev_id != kNoToken);
-  if (vocab_.model == VocabModel::kSpm && vocab_.add_space_prefix && at_start && !piece.empty() && piece[0] == ' ') {
+  if (vocab_.model == VocabModel::kSpm && vocab_.space_prefix != SpacePrefix::kNone && at_start && !piece.empty() &&
+      piece[0] == ' ') {
     piece.erase(0, 1);
   }
   return piece;
@@ -269,7 +287,10 @@ std::string Tokenizer::TokenPieceAfter(int32_t prev_id, int32_t id) const {
 
 std::string Tokenizer::Decode(std::span<const int32_t> ids, bool render_special) const {
   std::string out;
-  bool strip = vocab_.model == VocabModel::kSpm && vocab_.add_space_prefix;
+  // tokenizers' decoders agree: Strip(" ", 1, 0) after Fuse, which its converters add
+  // with a space prefix, and a Metaspace decoder whose prepend_scheme is not "never"
+  // drop one space at the start of the first token left after skipping specials.
+  bool strip = vocab_.model == VocabModel::kSpm && vocab_.space_prefix != SpacePrefix::kNone;
   for (int32_t id : ids) {
     std::string piece = TokenPiece(id, render_special);
     if (piece.empty()) continue;

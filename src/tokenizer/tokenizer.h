@@ -36,7 +36,7 @@ class Tokenizer {
   // (added) tokens are matched in the text either way, as llama.cpp and HF do.
   std::vector<int32_t> Encode(std::string_view text, bool add_special, bool parse_special) const;
 
-  // Concatenated pieces. SPM with add_space_prefix drops the leading space of the
+  // Concatenated pieces. SPM with a space prefix (any but kNone) drops the leading space of the
   // first piece that has text (what the encoder's space prefix added), as
   // SentencePiece's DecodeIds does. Control and unknown tokens are rendered only when
   // render_special. Throws ConfigError for an id outside the vocabulary.
@@ -48,7 +48,7 @@ class Tokenizer {
   // as "" unless render_special, user-defined as written.
   std::string TokenPiece(int32_t id, bool render_special = false) const;
 
-  // TokenPiece for streaming output: with SPM and add_space_prefix, a piece that
+  // TokenPiece for streaming output: with SPM and a space prefix, a piece that
   // directly follows BOS (or starts the stream: prev_id == kNoToken) loses its leading
   // space, as llama2.c's decode and SentencePiece do.
   std::string TokenPieceAfter(int32_t prev_id, int32_t id) const;
@@ -72,6 +72,9 @@ class Tokenizer {
   };
 
   std::vector<Fragment> Partition(std::string_view text, bool parse_special) const;
+  // Whether an SPM text fragment starting at byte `offset` of the whole text gets a
+  // space in front under vocab_.space_prefix (see SpacePrefix).
+  bool WantsSpacePrefix(std::string_view fragment, size_t offset, bool prev_special) const;
   void EncodeSpm(std::string_view text, std::vector<int32_t>* out) const;
   void EncodeBpeWord(std::string_view word, std::string* scratch, std::vector<int32_t>* out) const;
   void AppendByteTokens(std::string_view bytes, std::vector<int32_t>* out) const;

@@ -35,7 +35,7 @@ Vocab SpmVocab(std::vector<std::pair<std::string, float>> normal) {
   v.bos_id = 1;
   v.eos_id = 2;
   v.add_bos = true;
-  v.add_space_prefix = true;
+  v.space_prefix = SpacePrefix::kLlamaCpp;
   return v;
 }
 

@@ -103,7 +103,7 @@ Vocab Vocab::FromLlama2c(std::vector<std::string> pieces, std::vector<float> sco
   v.eos_id = kLlama2cEos;
   v.add_bos = true;
   v.add_eos = false;
-  v.add_space_prefix = true;
+  v.space_prefix = SpacePrefix::kLlamaCpp;
   v.space_marker = " ";
   return v;
 }

@@ -41,6 +41,23 @@ enum class PreTokenizer : int32_t {
 };
 inline constexpr int32_t kNumPreTokenizers = 5;
 
+// SPM: which text fragments (the pieces of the text between special tokens) get a
+// space in front before spaces become the marker and the fragment is merged.
+enum class SpacePrefix : int32_t {
+  kNone = 0,
+  // llama.cpp's add_space_prefix and SentencePiece's add_dummy_prefix: every fragment
+  // that starts the text or follows a special token, whatever it starts with. Also
+  // what a tokenizer.json normalizer Prepend("▁") does.
+  kLlamaCpp = 1,
+  // tokenizers' Metaspace pre-tokenizer, prepend_scheme "first": only the fragment at
+  // byte offset 0 of the text (none when the text starts with a special token), and
+  // only when it does not already start with a space or the marker.
+  kMetaspaceFirst = 2,
+  // prepend_scheme "always": every fragment that does not already start with a space
+  // or the marker.
+  kMetaspaceAlways = 3,
+};
+
 // String <-> enum tables (the only place these names are compared). Unknown names
 // throw ConfigError naming the key and the value found.
 VocabModel ParseVocabModel(std::string_view name);
@@ -60,7 +77,7 @@ struct Vocab {
   int32_t bos_id = kNoToken, eos_id = kNoToken, unk_id = kNoToken, pad_id = kNoToken;
   bool add_bos = false;           // Encode(add_special=true) prepends bos_id
   bool add_eos = false;           // Encode(add_special=true) appends eos_id
-  bool add_space_prefix = false;  // SPM: prepend a space to text that starts a fragment
+  SpacePrefix space_prefix = SpacePrefix::kNone;  // SPM only; Decode drops it again unless kNone
   // SPM word-boundary marker inside pieces: U+2581 for GGUF, tokenizer.json and
   // tokenizer.model; a plain ' ' in llama2.c's tokenizer.bin.
   std::string space_marker = "\xE2\x96\x81";
@@ -69,8 +86,8 @@ struct Vocab {
 
   // llama2.c tokenizer.bin data (io::Llama2cTokenizer): raw-byte pieces whose word
   // marker is ' ', ids 0/1/2 = <unk>/<s>/</s>, byte pieces "<0xNN>". Types are derived:
-  // 0 unknown, 1-2 control, "<0xNN>" byte, the rest normal; add_bos and
-  // add_space_prefix are on, as llama2.c's encode always adds BOS and the " " prefix.
+  // 0 unknown, 1-2 control, "<0xNN>" byte, the rest normal; add_bos on and
+  // space_prefix kLlamaCpp, as llama2.c's encode always adds BOS and the " " prefix.
   static Vocab FromLlama2c(std::vector<std::string> pieces, std::vector<float> scores);
 
   // Throws FormatError (naming `source`) when the arrays disagree in length, a special
