@@ -10,6 +10,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/convert.h"
+#include "kernels/gemv_group.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
 #include "kernels/rmsnorm.h"
@@ -30,6 +31,10 @@ void Linear(int threads, const float* x, const ConstTensorView& w, float* y, siz
   } else {
     kernels::MatMul(threads, x, F32(w), y, M, N, K);
   }
+}
+
+kernels::GemvOut Out(const ConstTensorView& w, float* y, size_t n) {
+  return {w.data, w.dtype == DType::kBF16, y, n};
 }
 
 // Row `row` of the [V, D] embedding (f32 or bf16, widened exactly) into out: [D].
@@ -127,9 +132,14 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     float* v_rows = cache.v(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
     // Attention block.
     kernels::RmsNorm(h, F32(w.attn_norm), a, T, D, eps);
-    Linear(threads, a, w.wq, q, T, QD, D);
-    Linear(threads, a, w.wk, k_rows, T, KVD, D);
-    Linear(threads, a, w.wv, v_rows, T, KVD, D);
+    if (T == 1) {  // decode: one parallel region for the three GEMVs
+      const kernels::GemvOut outs[] = {Out(w.wq, q, QD), Out(w.wk, k_rows, KVD), Out(w.wv, v_rows, KVD)};
+      kernels::GemvGroup(threads, a, D, outs);
+    } else {
+      Linear(threads, a, w.wq, q, T, QD, D);
+      Linear(threads, a, w.wk, k_rows, T, KVD, D);
+      Linear(threads, a, w.wv, v_rows, T, KVD, D);
+    }
     if (c.attention_bias) {
       AddBias(q, F32(w.bq), T, QD);
       AddBias(k_rows, F32(w.bk), T, KVD);
@@ -145,8 +155,13 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     AddInPlace(h, tmp, T * D);
     // MLP block: down(silu(gate(m)) · up(m)).
     kernels::RmsNorm(h, F32(w.ffn_norm), a, T, D, eps);
-    Linear(threads, a, w.w_gate, gate, T, F, D);
-    Linear(threads, a, w.w_up, up, T, F, D);
+    if (T == 1) {
+      const kernels::GemvOut outs[] = {Out(w.w_gate, gate, F), Out(w.w_up, up, F)};
+      kernels::GemvGroup(threads, a, D, outs);
+    } else {
+      Linear(threads, a, w.w_gate, gate, T, F, D);
+      Linear(threads, a, w.w_up, up, T, F, D);
+    }
     kernels::SwiGlu(gate, up, gate, T * F);
     Linear(threads, gate, w.w_down, tmp, T, D, F);
     AddInPlace(h, tmp, T * D);
