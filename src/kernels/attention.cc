@@ -1,5 +1,5 @@
-// Causal GQA attention: f32 scores and weighted sums per (token, head), the softmax
-// kernel in between, OpenMP over the T·H independent rows; and the double oracle.
+// Causal GQA attention: Highway dispatch of the per-target row kernel (attention-inl.h),
+// OpenMP over the T·H independent (token, head) rows; and the double oracle.
 #include "kernels/attention.h"
 
 #include <omp.h>
@@ -8,36 +8,20 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/softmax.h"
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/attention.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/attention-inl.h"
 
-namespace nibble::kernels {
-namespace {
+HWY_BEFORE_NAMESPACE();
+namespace nibble::kernels::HWY_NAMESPACE {
 
 // Below this many multiply-adds (scores plus weighted sum) one thread beats waking a team.
 constexpr size_t kMinParallelMacs = size_t{1} << 15;
 
-// One (token t, head i) row: scores over positions 0 .. n-1, then out_h = Σ p_s v_s.
-void AttendRow(const float* qh, const float* k, const float* v, float* oh, size_t n, size_t kv_stride,
-               size_t kv_off, size_t Dh, float scale, float* scores) {
-  for (size_t s = 0; s < n; ++s) {
-    const float* ks = k + s * kv_stride + kv_off;
-    float dot = 0.0f;
-    for (size_t d = 0; d < Dh; ++d) dot += qh[d] * ks[d];
-    scores[s] = dot * scale;
-  }
-  Softmax(scores, n);
-  std::fill(oh, oh + Dh, 0.0f);
-  for (size_t s = 0; s < n; ++s) {
-    const float* vs = v + s * kv_stride + kv_off;
-    const float p = scores[s];
-    for (size_t d = 0; d < Dh; ++d) oh[d] += p * vs[d];
-  }
-}
-
-}  // namespace
-
-void CausalAttention(int num_threads, const float* q, const float* k, const float* v, float* out, size_t T,
-                     size_t start_pos, size_t H, size_t KV, size_t Dh, float* scratch) noexcept {
+void CausalAttentionTarget(int num_threads, const float* q, const float* k, const float* v, float* out, size_t T,
+                           size_t start_pos, size_t H, size_t KV, size_t Dh, float* scratch) {
   const size_t group = H / KV;
   const size_t kv_stride = KV * Dh;
   const size_t P = start_pos + T;
@@ -45,13 +29,30 @@ void CausalAttention(int num_threads, const float* q, const float* k, const floa
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
   const long rows = static_cast<long>(T * H);
   const bool parallel = num_threads > 1 && T * H * P * Dh * 2 >= kMinParallelMacs;
-#pragma omp parallel for num_threads(num_threads) schedule(static) if (parallel)
+  // Row r = (token t, head i) costs ~ start_pos + t: rows are dealt round-robin so both
+  // halves of the causal triangle are shared (contiguous blocks would give the last
+  // thread 3/4 of a prompt's work at 2 threads).
+#pragma omp parallel for num_threads(num_threads) schedule(static, 1) if (parallel)
   for (long r = 0; r < rows; ++r) {
     const size_t t = static_cast<size_t>(r) / H, i = static_cast<size_t>(r) % H;
+    const size_t off = (i / group) * Dh;
     float* scores = scratch + static_cast<size_t>(omp_get_thread_num()) * P;
-    AttendRow(q + t * H * Dh + i * Dh, k, v, out + t * H * Dh + i * Dh, start_pos + t + 1, kv_stride,
-              (i / group) * Dh, Dh, scale, scores);
+    AttendRowImpl(q + t * H * Dh + i * Dh, k + off, v + off, out + t * H * Dh + i * Dh, start_pos + t + 1,
+                  kv_stride, Dh, scale, scores);
   }
+}
+
+}  // namespace nibble::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace nibble::kernels {
+
+HWY_EXPORT(CausalAttentionTarget);
+
+void CausalAttention(int num_threads, const float* q, const float* k, const float* v, float* out, size_t T,
+                     size_t start_pos, size_t H, size_t KV, size_t Dh, float* scratch) noexcept {
+  HWY_DYNAMIC_DISPATCH(CausalAttentionTarget)(num_threads, q, k, v, out, T, start_pos, H, KV, Dh, scratch);
 }
 
 void CausalAttentionRef(const float* q, const float* k, const float* v, float* out, size_t T, size_t start_pos,
@@ -79,3 +80,4 @@ void CausalAttentionRef(const float* q, const float* k, const float* v, float* o
 }
 
 }  // namespace nibble::kernels
+#endif  // HWY_ONCE

@@ -78,6 +78,16 @@ TEST_P(AttentionTest, CachedTokensMatchRef) {
   Check(3, 100, 6, 3, 32, 2);
 }
 
+TEST_P(AttentionTest, ModelShapesAndRaggedTailsMatchRef) {
+  // SmolLM2-135M heads (H = 9, KV = 3, Dh = 64) past a full 16-key block, and a head size
+  // that is not a multiple of any vector width (Dh = 20: vector part plus scalar tail)
+  // with position counts that leave 16-, 4- and 1-key remainders.
+  Check(/*T=*/5, /*start_pos=*/37, /*H=*/9, /*KV=*/3, /*Dh=*/64, 2);
+  Check(1, 511, 9, 3, 64, 1);
+  Check(4, 50, 4, 2, 20, 1);
+  Check(23, 0, 2, 1, 20, 2);
+}
+
 TEST_P(AttentionTest, FirstTokenCopiesItsValue) {
   // One position: softmax of one score is 1, so each head returns its kv head's value.
   const size_t H = 4, KV = 2, Dh = 8;
