@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_loader.h"
+#include "api/sampling_options.h"
 #include "core/memory_probe.h"
 #include "model/kv_cache.h"
 #include "model/sampler.h"
@@ -119,15 +120,8 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
   const ChatOptions& o = s.o;
   if (o.model_path.empty()) throw ConfigError("chat: option 'model' (-m) is required");
   if (o.ctx_size < 0) throw ConfigError(fmt::format("chat: option 'ctx' (-c) must be >= 0, got {}", o.ctx_size));
-  model::SamplerConfig sc;
-  sc.temperature = o.temperature;
-  sc.top_k = o.top_k;
-  sc.top_p = o.top_p;
-  sc.min_p = o.min_p;
-  sc.repeat_penalty = o.repeat_penalty;
-  sc.repeat_last_n = o.repeat_last_n;
-  s.summary.seed = o.seed ? *o.seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
-  sc.seed = s.summary.seed;
+  const model::SamplerConfig sc = api::SamplerConfigFrom(o);
+  s.summary.seed = sc.seed;
   s.sampler = std::make_unique<model::Sampler>(sc);  // validates before anything is loaded
 
   api::LoadOptions lo;

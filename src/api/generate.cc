@@ -9,6 +9,7 @@
 #include <random>
 
 #include "api/model_loader.h"
+#include "api/sampling_options.h"
 #include "core/memory_probe.h"
 #include "model/kv_cache.h"
 #include "model/sampler.h"
@@ -88,15 +89,8 @@ std::string_view StopReasonName(StopReason r) {
 GenerateReport Generate(const GenerateOptions& o) {
   CheckOptions(o);
   GenerateReport r;
-  model::SamplerConfig sc;
-  sc.temperature = o.temperature;
-  sc.top_k = o.top_k;
-  sc.top_p = o.top_p;
-  sc.min_p = o.min_p;
-  sc.repeat_penalty = o.repeat_penalty;
-  sc.repeat_last_n = o.repeat_last_n;
-  r.seed = o.seed ? *o.seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
-  sc.seed = r.seed;
+  const model::SamplerConfig sc = api::SamplerConfigFrom(o);
+  r.seed = sc.seed;
   model::Sampler sampler(sc);  // validates the sampling options before anything is loaded
 
   ExecContext ctx(o.num_threads);  // declared before `loaded`: its allocator owns converted weights

@@ -22,13 +22,7 @@ namespace {
 constexpr double kTolLogitsAbs = 1e-4;
 constexpr int64_t kHeadCols = 256;
 
-template <typename T>
-std::vector<T> ReadArray(const std::string& path) {
-  const std::vector<uint8_t> b = test::ReadFileBytes(path);
-  std::vector<T> v(b.size() / sizeof(T));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
-  return v;
-}
+using test::ReadArray;
 
 TEST(HfLogits, TinyRandomLlamaMatchesTransformers) {
   ExecContext ctx(2);

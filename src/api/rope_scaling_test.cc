@@ -30,13 +30,7 @@ constexpr float kTolInvFreqRel = 2.5e-7f;
 constexpr double kTolLogitsAbs = 1e-4;
 constexpr double kMinVariantDiff = 1e-2;
 
-template <typename T>
-std::vector<T> ReadArray(const std::string& path) {
-  const std::vector<uint8_t> b = test::ReadFileBytes(path);
-  std::vector<T> v(b.size() / sizeof(T));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
-  return v;
-}
+using test::ReadArray;
 
 std::vector<float> RunLogits(const std::string& dir, model::LlamaConfig* config = nullptr) {
   ExecContext ctx(2);

@@ -43,13 +43,7 @@ constexpr double kTolTop1Agreement = 0.995;
 // Perplexity within 0.5 % of llama.cpp's (the task's bar); the measured gap is 1e-7.
 constexpr double kTolPplRel = 0.005;
 
-template <typename T>
-std::vector<T> ReadArray(const std::string& path) {
-  const std::vector<uint8_t> b = test::ReadFileBytes(path);
-  std::vector<T> v(b.size() / sizeof(T));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
-  return v;
-}
+using test::ReadArray;
 
 // The number after `"key":` in the small ppl.json the golden script writes.
 double JsonNumber(const std::string& text, const std::string& key) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "nibble/chat.h"
 #include "nibble/error.h"
 #include "progress.h"
@@ -99,17 +100,7 @@ std::function<int()> AddChat(CLI::App& app) {
   cmd->add_option("-p,--prompt", args->prompt, "Answer this one message and exit (for scripts)");
   cmd->add_option("-n,--n-predict", o.n_predict, "Tokens per reply at most (-1: until end of turn or a full context)")
       ->capture_default_str();
-  cmd->add_option("--temp", o.temperature, "Temperature; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", o.top_k, "Top-k sampling (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", o.top_p, "Top-p (nucleus) sampling (1.0 = off)")->capture_default_str();
-  cmd->add_option("--min-p", o.min_p, "Min-p sampling (0.0 = off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o.repeat_penalty, "Repetition penalty (1.0 = off)")->capture_default_str();
-  cmd->add_option("--repeat-last-n", o.repeat_last_n, "Tokens the repetition penalty looks back at")
-      ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "RNG seed (default: random, printed in the summary)");
-  cmd->add_option("--threads", o.num_threads, "Threads (default: all cores)");
-  cmd->add_option("--dtype", o.weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
-      ->capture_default_str();
+  AddSamplingFlags(cmd, o, args->seed);
   cmd->add_option("-c,--ctx", o.ctx_size,
                   "Context size in tokens for the whole conversation (default: the model's declared context, at "
                   "most 4096)");

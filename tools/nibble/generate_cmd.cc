@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "nibble/error.h"
 #include "nibble/generate.h"
 #include "progress.h"
@@ -75,17 +76,7 @@ std::function<int()> AddGenerate(CLI::App& app) {
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from FILE");
   cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS or the context is full)")
       ->capture_default_str();
-  cmd->add_option("--temp", o.temperature, "Temperature; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", o.top_k, "Top-k sampling (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", o.top_p, "Top-p (nucleus) sampling (1.0 = off)")->capture_default_str();
-  cmd->add_option("--min-p", o.min_p, "Min-p sampling (0.0 = off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o.repeat_penalty, "Repetition penalty (1.0 = off)")->capture_default_str();
-  cmd->add_option("--repeat-last-n", o.repeat_last_n, "Tokens the repetition penalty looks back at")
-      ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "RNG seed (default: random, printed in the summary)");
-  cmd->add_option("--threads", o.num_threads, "Threads (default: all cores)");
-  cmd->add_option("--dtype", o.weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
-      ->capture_default_str();
+  AddSamplingFlags(cmd, o, args->seed);
   cmd->add_option("-c,--ctx", o.ctx_size,
                   "Context size in tokens (default: the model's declared context, at most 4096; more than "
                   "declared is allowed with a warning)");
