@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hwy/tests/hwy_gtest.h"
+#include "util/random_vec.h"
 
 namespace nibble::kernels {
 namespace {
@@ -22,13 +23,7 @@ namespace {
 // weighted sum of n terms adds n·ε·max|v|. All times max|v|, doubled for headroom.
 constexpr double kTolSafety = 2.0;
 
-std::vector<float> RandomVec(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::RandomVec;
 
 void Check(size_t T, size_t start_pos, size_t H, size_t KV, size_t Dh, int threads) {
   const size_t P = start_pos + T;

@@ -13,6 +13,7 @@
 #include "core/float_convert.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
+#include "util/random_vec.h"
 
 namespace nibble::kernels {
 namespace {
@@ -24,20 +25,8 @@ namespace {
 // products are exact in f32 (8 + 8 significant bits), so the same c = 1 holds with room.
 constexpr double kTolDotFactor = 1.0;
 
-std::vector<float> RandomVec(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<uint16_t> RandomBf16(size_t n, uint32_t seed) {
-  const std::vector<float> f = RandomVec(n, seed);
-  std::vector<uint16_t> b(n);
-  for (size_t i = 0; i < n; ++i) b[i] = F32ToBF16(f[i]);
-  return b;
-}
+using test::RandomVec;
+using test::RandomBf16;
 
 // Compares y with ref element-wise under the bound; `a` holds the activation values that
 // the kernel multiplies (x for f32, bf16(x) for bf16 weights), `b` the weights as f32.

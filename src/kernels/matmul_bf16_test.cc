@@ -14,6 +14,7 @@
 
 #include "core/float_convert.h"
 #include "hwy/tests/hwy_gtest.h"
+#include "util/random_vec.h"
 
 namespace nibble::kernels {
 namespace {
@@ -24,20 +25,8 @@ namespace {
 // plus u·|y| from the Ref's final rounding; ε = FLT_EPSILON = 2u, so c = 1 covers both.
 constexpr double kTolDotFactor = 1.0;
 
-std::vector<float> RandomVec(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<uint16_t> RandomBf16(size_t n, uint32_t seed) {
-  const std::vector<float> f = RandomVec(n, seed);
-  std::vector<uint16_t> b(n);
-  for (size_t i = 0; i < n; ++i) b[i] = F32ToBF16(f[i]);
-  return b;
-}
+using test::RandomVec;
+using test::RandomBf16;
 
 void CheckShape(size_t M, size_t N, size_t K, int threads, MatMulBf16Variant variant) {
   const std::vector<float> x = RandomVec(M * K, 1 + static_cast<uint32_t>(M * 7 + K));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "hwy/tests/hwy_gtest.h"
+#include "util/random_vec.h"
 
 namespace nibble::kernels {
 namespace {
@@ -19,13 +20,7 @@ namespace {
 // u·|y|; with ε = FLT_EPSILON = 2u, c = 1 covers both.
 constexpr double kTolDotFactor = 1.0;
 
-std::vector<float> RandomVec(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::RandomVec;
 
 void CheckShape(size_t M, size_t N, size_t K, int threads) {
   const std::vector<float> x = RandomVec(M * K, 1 + static_cast<uint32_t>(M * 7 + K));

@@ -1,6 +1,7 @@
 // Checks Rope (f32 tables) against RopeRef (double) for both layouts, that the two
 // layouts are the same rotation up to the §4.4 row permutation, and norm preservation.
 #include "kernels/rope.h"
+#include "util/random_vec.h"
 
 #include <gtest/gtest.h>
 
@@ -19,13 +20,7 @@ constexpr double kTolPosFactor = 4.0;
 constexpr double kTolExtraUlps = 8.0;
 constexpr float kTheta = 10000.0f;
 
-std::vector<float> RandomVec(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::RandomVec;
 
 TEST(RopeTest, MatchesRefBothLayouts) {
   for (RopeLayout layout : {RopeLayout::kAdjacentPairs, RopeLayout::kRotateHalf}) {
