@@ -1,9 +1,16 @@
 // The one list of storage formats (C8): adding a format is one line here.
 #include "quant/registry.h"
 
+#include "quant/qtensor.h"
+
 #include <array>
 
+#include "quant/formats/fp4/fp4.h"
+#include "quant/formats/int4/int4.h"
+#include "quant/formats/int8_absmax/int8_absmax.h"
+#include "quant/formats/int8_zeropoint/int8_zeropoint.h"
 #include "quant/formats/iq4_nl/iq4_nl.h"
+#include "quant/formats/nf4/nf4.h"
 #include "quant/formats/q2_k/q2_k.h"
 #include "quant/formats/q3_k/q3_k.h"
 #include "quant/formats/q4_0/q4_0.h"
@@ -33,9 +40,35 @@ constexpr std::array kFormats = {
     &iq4_nl::kTraits,
 };
 
+// Blockwise formats (bitsandbytes layout), in QuantMethod order.
+constexpr std::array kBlockwise = {
+    &nf4::kTraits, &fp4::kTraits, &int4::kTraits, &int8_absmax::kTraits, &int8_zeropoint::kTraits,
+};
+static_assert(kBlockwise.size() + 1 == kNumQuantMethods, "every QuantMethod but kLlmInt8 has a format");
+
+// One name per method (C5: the one table), the CLI's --method and docs/FORMATS.md.
+constexpr std::string_view kMethodNames[] = {"nf4", "fp4", "int4", "int8-absmax", "int8-zeropoint", "int8"};
+static_assert(std::size(kMethodNames) == kNumQuantMethods);
+
 }  // namespace
 
 std::span<const FormatTraits* const> AllFormats() { return kFormats; }
+
+std::span<const BlockwiseTraits* const> AllBlockwiseFormats() { return kBlockwise; }
+
+const BlockwiseTraits* FindBlockwiseFormat(QuantMethod m) {
+  for (const BlockwiseTraits* f : kBlockwise)
+    if (f->method == m) return f;
+  return nullptr;
+}
+
+std::string_view MethodName(QuantMethod m) { return kMethodNames[static_cast<int>(m)]; }
+
+std::optional<QuantMethod> ParseMethod(std::string_view name) {
+  for (int i = 0; i < kNumQuantMethods; ++i)
+    if (kMethodNames[i] == name) return static_cast<QuantMethod>(i);
+  return std::nullopt;
+}
 
 const FormatTraits* FindFormat(DType t) {
   for (const FormatTraits* f : kFormats)

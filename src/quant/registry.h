@@ -1,8 +1,11 @@
 // The format registry: every storage format nibble knows, by DType.
 #pragma once
 
+#include <optional>
 #include <span>
+#include <string_view>
 
+#include "quant/blockwise.h"
 #include "quant/format_traits.h"
 
 namespace nibble::quant {
@@ -11,5 +14,11 @@ namespace nibble::quant {
 std::span<const FormatTraits* const> AllFormats();
 // The format storing `t`, or nullptr when `t` is not a registered packed format.
 const FormatTraits* FindFormat(DType t);
+
+// The blockwise (bitsandbytes-layout) formats; FindBlockwiseFormat is declared in
+// qtensor.h (nullptr for kLlmInt8).
+std::span<const BlockwiseTraits* const> AllBlockwiseFormats();
+// "nf4", "fp4", "int4", "int8-absmax", "int8-zeropoint", "int8" (LLM.int8()).
+std::optional<QuantMethod> ParseMethod(std::string_view name);
 
 }  // namespace nibble::quant

@@ -1,0 +1,172 @@
+// QGemv dispatch: compiles qgemv-inl.h for every target; one dynamic dispatch per row
+// range (never per block). QGemvRef is the scalar oracle.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "quant/qgemv.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "quant/qgemv-inl.h"
+#include "quant/qtensor.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace nibble::quant::HWY_NAMESPACE {
+
+// Rows [n0, n1) of y = W x for a row-aligned 4-bit W (K % B == 0, B % 32 == 0).
+// xe, xo: [K/2] deinterleaved x (bf16-rounded when bf16); scale_buf: [K/B] scratch.
+void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y, int64_t n0, int64_t n1, bool bf16,
+                   float* scale_buf) {
+  const auto K = static_cast<size_t>(w->cols()), B = static_cast<size_t>(w->blocksize);
+  const size_t bpr = K / B;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* s = w->scales.data() + static_cast<size_t>(n) * bpr;
+    if (w->nested) {
+      w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf);
+      s = scale_buf;
+    }
+    const uint8_t* codes = w->codes.data() + static_cast<size_t>(n) * K / 2;
+    y[n] = bf16 ? Dot4Row<true>(w->format->lut, codes, s, xe, xo, K, B)
+                : Dot4Row<false>(w->format->lut, codes, s, xe, xo, K, B);
+  }
+}
+
+// Rows [n0, n1) of y = W x for a row-aligned int8 blockwise W (K % B == 0):
+// y[n] = sum_b d_b * (sum_{k in b} q_k x_k + zp_b * xsum[b]).  xsum: [K/B] block sums of x.
+void Gemv8RowsImpl(const QTensor* w, const float* x, const float* xsum, float* y, int64_t n0, int64_t n1) {
+  const auto K = static_cast<size_t>(w->cols()), B = static_cast<size_t>(w->blocksize);
+  const size_t bpr = K / B;
+  const auto* q = reinterpret_cast<const int8_t*>(w->codes.data());
+  for (int64_t n = n0; n < n1; ++n) {
+    float acc = 0.0f;
+    for (size_t b = 0; b < bpr; ++b) {
+      const size_t blk = static_cast<size_t>(n) * bpr + b;
+      float dot = DotI8F32(q + blk * B, x + b * B, B);
+      if (!w->zeros.empty()) dot += w->zeros[blk] * xsum[b];
+      acc += dot * w->scales[blk];
+    }
+    y[n] = acc;
+  }
+}
+
+}  // namespace nibble::quant::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/float_convert.h"
+#include "quant/llm_int8/llm_int8.h"
+
+namespace nibble::quant {
+
+HWY_EXPORT(Gemv4RowsImpl);
+HWY_EXPORT(Gemv8RowsImpl);
+
+namespace {
+
+float RoundTo(ComputeDtype c, float v) {
+  switch (c) {
+    case ComputeDtype::kBf16:
+      return BF16ToF32(F32ToBF16(v));
+    case ComputeDtype::kF16:
+      return F16ToF32(F32ToF16(v));
+    case ComputeDtype::kF32:
+      break;
+  }
+  return v;
+}
+
+// Any layout and compute dtype: each row dequantized exactly, rounded, dotted in f32.
+void GemvGeneric(int threads, const float* x, const QTensor& w, float* y, int64_t M) {
+  const int64_t N = w.rows(), K = w.cols();
+  std::vector<float> xr(static_cast<size_t>(M * K));
+  for (int64_t i = 0; i < M * K; ++i) xr[i] = RoundTo(w.compute, x[i]);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> row(static_cast<size_t>(K));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      DequantizeRange(w, n * K, (n + 1) * K, row.data());
+      for (float& v : row) v = RoundTo(w.compute, v);
+      for (int64_t m = 0; m < M; ++m) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; ++k) acc += xr[m * K + k] * row[k];
+        y[m * N + n] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept {
+  const int threads = std::max(1, num_threads);
+  const int64_t N = w.rows(), K = w.cols(), B = w.blocksize;
+  if (w.method == QuantMethod::kLlmInt8) {
+    llm_int8::MatMul(threads, x, M, reinterpret_cast<const int8_t*>(w.codes.data()), w.scales.data(), N, K,
+                     w.threshold, y);
+    return;
+  }
+  const bool aligned = K % B == 0;
+  if (w.format->code_bits == 4 && aligned && B % 32 == 0 && w.compute != ComputeDtype::kF16) {
+    const bool bf16 = w.compute == ComputeDtype::kBf16;
+    std::vector<float> xe(static_cast<size_t>(K / 2)), xo(static_cast<size_t>(K / 2));
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      for (int64_t j = 0; j < K / 2; ++j) {
+        xe[j] = bf16 ? RoundTo(ComputeDtype::kBf16, xm[2 * j]) : xm[2 * j];
+        xo[j] = bf16 ? RoundTo(ComputeDtype::kBf16, xm[2 * j + 1]) : xm[2 * j + 1];
+      }
+      float* ym = y + m * N;
+#pragma omp parallel num_threads(threads)
+      {
+        std::vector<float> scale_buf(static_cast<size_t>(K / B));
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+        HWY_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), ym, n0, n1, bf16, scale_buf.data());
+      }
+    }
+    return;
+  }
+  if (w.format->code_bits == 8 && aligned && w.compute == ComputeDtype::kF32) {
+    std::vector<float> xsum(static_cast<size_t>(K / B));
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      for (int64_t b = 0; b < K / B; ++b) {
+        float s = 0.0f;
+        for (int64_t k = b * B; k < (b + 1) * B; ++k) s += xm[k];
+        xsum[b] = s;
+      }
+      float* ym = y + m * N;
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        HWY_DYNAMIC_DISPATCH(Gemv8RowsImpl)(&w, xm, xsum.data(), ym, N * t / nt, N * (t + 1) / nt);
+      }
+    }
+    return;
+  }
+  GemvGeneric(threads, x, w, y, M);
+}
+
+void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M) {
+  const int64_t N = w.rows(), K = w.cols();
+  if (w.method == QuantMethod::kLlmInt8) {
+    llm_int8::MatMulRef(x, M, reinterpret_cast<const int8_t*>(w.codes.data()), w.scales.data(), N, K, w.threshold, y);
+    return;
+  }
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t n = 0; n < N; ++n) {
+    DequantizeRange(w, n * K, (n + 1) * K, row.data());
+    for (int64_t m = 0; m < M; ++m) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc += RoundTo(w.compute, x[m * K + k]) * RoundTo(w.compute, row[k]);
+      y[m * N + n] = acc;
+    }
+  }
+}
+
+}  // namespace nibble::quant
+#endif  // HWY_ONCE

@@ -1,0 +1,24 @@
+// Quantized GEMV/GEMM over a QTensor (the QuantizedLinear kernels): y = x · Wᵀ for W
+// [N, K] quantized, x [M, K] f32. 4-bit formats dequantize in registers (a 16-entry
+// table lookup per nibble: vpermps on AVX-512, two lookups and a blend on AVX2), int8
+// formats convert codes to f32; accumulation is f32 in both.
+// Compute dtype (spec §2.8): kF32 multiplies the f32 table value by x and scales each
+// block's partial sum once; kBf16 rounds each dequantized weight f32(lut * absmax) to
+// bf16 (RNE) and multiplies it with x rounded to bf16, as bitsandbytes does with
+// bnb_4bit_compute_dtype=bfloat16; kF16 the same with fp16 (scalar path).
+#pragma once
+
+#include <cstdint>
+
+#include "quant/qtensor.h"
+
+namespace nibble::quant {
+
+// y: [M, N] = x: [M, K] · Wᵀ. M rows run as GEMVs (the weights stream once per row);
+// QLinear picks this for small M. Parallel over output rows. No validation.
+void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept;
+// The scalar oracle: dequantize each weight exactly as DequantizeMatrix (rounded to the
+// compute dtype), round x to it, accumulate in f32 in index order.
+void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M);
+
+}  // namespace nibble::quant
