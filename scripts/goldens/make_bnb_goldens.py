@@ -232,7 +232,7 @@ def find_smollm2():
 # ----------------------------------------------------------------------------------
 # 4-bit cases
 # ----------------------------------------------------------------------------------
-def case4(W, notes, name, source, x_np, shape, input_dtype, qt, dq):
+def case4(W, notes, name, source, x_np, shape, input_dtype, qt, dq, tag):
     import bitsandbytes.functional as F
     x = torch.from_numpy(x_np.reshape(shape).copy())
     if input_dtype == "bfloat16":
@@ -247,11 +247,10 @@ def case4(W, notes, name, source, x_np, shape, input_dtype, qt, dq):
 
     stem = name
     files = {}
-    src_tag = source.replace(" ", "_").replace("/", "_").replace(":", "_").replace("[", "_").replace("]", "")
     if input_dtype == "bfloat16":
-        files["input"] = W.put(f"in_{src_tag}.bf16", t2np_bits16(x))
+        files["input"] = W.put(f"input_{tag}.bf16", t2np_bits16(x))
     else:
-        files["input"] = W.put(f"in_{src_tag}.f32", x.numpy())
+        files["input"] = W.put(f"input_{tag}.f32", x.numpy())
     packed_np = packed.numpy().reshape(-1)
     files["packed"] = W.put(f"{stem}_packed.u8", packed_np)
     if dq:
@@ -505,6 +504,7 @@ def make_hf(W, notes, hf_dtype):
         model.eval()
         # save BEFORE any forward pass (bnb's CPU repacking would alter the saved 4-bit state)
         model.save_pretrained(d, safe_serialization=True)
+        os.chmod(os.path.join(d, "model.safetensors"), 0o644)
         for extra in os.listdir(d):
             if extra not in ("config.json", "model.safetensors"):
                 os.remove(os.path.join(d, extra))
@@ -566,21 +566,21 @@ def main():
         for qt in ("nf4", "fp4"):
             for dq in (False, True):
                 cases.append(case4(W, notes, f"{short}_{qt}{'_dq' if dq else ''}", f"stories260K.gguf:{tname}",
-                                   arr, arr.shape, "float32", qt, dq))
+                                   arr, arr.shape, "float32", qt, dq, short))
     cases.append(case4(W, notes, "stories_ffn_down_bf16_nf4_dq", "stories260K.gguf:blk.0.ffn_down.weight",
-                       fd, fd.shape, "bfloat16", "nf4", True))
+                       fd, fd.shape, "bfloat16", "nf4", True, "stories_ffn_down"))
     # tail case
     g = gguf_tensor(STORIES_GGUF, "blk.1.ffn_gate.weight").reshape(-1)[:1001].copy()
     for qt in ("nf4", "fp4"):
         cases.append(case4(W, notes, f"stories_tail1001_{qt}", "stories260K.gguf:blk.1.ffn_gate.weight[flat 0:1001]",
-                           g, (1001,), "float32", qt, False))
+                           g, (1001,), "float32", qt, False, "stories_tail1001"))
     # all-zero block
     z = np.zeros(128, dtype=np.float32)
     z[64:] = ((np.arange(64, dtype=np.float32) - 31.5) / 16).astype(np.float32)
     for qt in ("nf4", "fp4"):
         cases.append(case4(W, notes, f"zero_block_{qt}",
                            "synthetic: x[0:64]=0, x[64+k]=(k-31.5)/16 (f32 ramp -1.96875..1.96875)",
-                           z, (128,), "float32", qt, False))
+                           z, (128,), "float32", qt, False, "zero_block"))
     # SmolLM2
     smol = find_smollm2()
     if smol:
@@ -590,7 +590,7 @@ def main():
         for qt, dq in (("nf4", True), ("fp4", False)):
             cases.append(case4(W, notes, f"smollm2_attn_q64_{qt}{'_dq' if dq else ''}",
                                f"{os.path.basename(smol)}:blk.0.attn_q.weight (Q4_1, gguf.quants.dequantize) rows 0..63",
-                               sq, sq.shape, "float32", qt, dq))
+                               sq, sq.shape, "float32", qt, dq, "smollm2_attn_q64"))
     else:
         print("WARNING: SmolLM2 GGUF not found; SmolLM2 cases skipped", file=sys.stderr)
 
@@ -713,7 +713,12 @@ def main():
                  "(16), so the script sets Linear4bit.support_avx512bf16_for_cpu = False before generating. "
                  "Saving after such a repack would re-derive absmax through bfloat16 (spec §2.7 item 3).")
         L.append("- The weights are random: logits are nearly flat; see top1_minus_top2_margin_per_step in the "
-                 "*_expected.json before demanding identical greedy ids from another implementation.")
+                 "*_expected.json before demanding identical greedy ids from another implementation. With "
+                 "--hf-dtype bfloat16 lm_head produces bf16 logits and exact ties occur (margin 0.0): torch's argmax "
+                 "then takes the lowest token id. (--hf-dtype float32 gave the same greedy ids, min margin ~1e-3, "
+                 "but 4.1 MB per checkpoint.)")
+        L.append("- transformers 5 writes config.json with \"dtype\" (not \"torch_dtype\") and \"rope_parameters\" "
+                 "(not \"rope_theta\"); the 8-bit config keeps the 4-bit fields at their defaults.")
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write("\n".join(L) + "\n")
 

@@ -1,0 +1,211 @@
+// Generic tests over every registered blockwise format (conventions C8): the parallel
+// QuantizeMatrix/DequantizeMatrix equal the scalar Ref bit for bit, the round trip stays
+// inside the analytic bound, the mean error sits in its measured band, QGemv and QLinear
+// match an f64 product of the dequantized weights, odd sizes work and bad sizes throw.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "core/float_convert.h"
+#include "nibble/error.h"
+#include "quant/qgemv.h"
+#include "quant/qlinear.h"
+#include "quant/qtensor.h"
+#include "quant/registry.h"
+
+namespace nibble::quant {
+namespace {
+
+std::vector<float> Normal(size_t n, uint32_t seed, float sigma) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<int64_t> Blocksizes(const BlockwiseTraits& f) {
+  if (f.code_bits == 4) return {32, 64, 256};
+  return {64, 0, -1};  // per block, per row, per tensor
+}
+
+TEST(BlockwiseRegistry, EveryMethodHasANameAndFormat) {
+  EXPECT_EQ(AllBlockwiseFormats().size(), static_cast<size_t>(kNumQuantMethods - 1));
+  for (int i = 0; i < kNumQuantMethods; ++i) {
+    const auto m = static_cast<QuantMethod>(i);
+    EXPECT_EQ(ParseMethod(MethodName(m)), m);
+    if (m != QuantMethod::kLlmInt8) {
+      ASSERT_NE(FindBlockwiseFormat(m), nullptr);
+      EXPECT_EQ(FindBlockwiseFormat(m)->name, MethodName(m));
+    }
+  }
+  EXPECT_FALSE(ParseMethod("q4_0").has_value());
+}
+
+TEST(BlockwiseRegistry, ParallelEqualsRefAndRoundTripBound) {
+  Allocator alloc;
+  for (const BlockwiseTraits* f : AllBlockwiseFormats()) {
+    for (int64_t B : Blocksizes(*f)) {
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {5, 64}, {17, 100}, {32, 1000}}) {
+        const int64_t n = rows * cols;
+        const std::vector<float> x = Normal(static_cast<size_t>(n), static_cast<uint32_t>(n + B), 0.02f);
+        const QTensor q = QuantizeMatrix(alloc, x.data(), Shape{rows, cols}, DType::kF32,
+                                         {.method = f->method, .blocksize = B}, 2);
+        ValidateQTensor(q, "test");
+        const int64_t eb = B > 0 ? B : (B == 0 ? cols : n);
+        ASSERT_EQ(q.blocksize, eb);
+        const int64_t nb = NumBlocks(n, eb);
+        std::vector<uint8_t> codes(static_cast<size_t>(CodeBytes(f->code_bits, n)));
+        std::vector<float> scales(static_cast<size_t>(nb)), zeros(static_cast<size_t>(nb));
+        f->quantize_ref(x.data(), n, eb, codes.data(), scales.data(), f->has_zero_point ? zeros.data() : nullptr);
+        ASSERT_EQ(std::vector<uint8_t>(q.codes.begin(), q.codes.end()), codes) << f->name << " B=" << B;
+        ASSERT_EQ(std::vector<float>(q.scales.begin(), q.scales.end()), scales) << f->name;
+        std::vector<float> ref(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+        f->dequantize_ref(codes.data(), scales.data(), zeros.data(), n, eb, ref.data());
+        DequantizeMatrix(q, out.data(), 2);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(F32Bits(out[i]), F32Bits(ref[i])) << f->name << " i=" << i;
+          // Analytic bound: half the widest normalised gap times the block's absmax,
+          // plus 1e-6 relative for the two roundings of the scaled value.
+          const int64_t b = i / eb;
+          float a = 0;
+          for (int64_t j = b * eb; j < std::min(n, (b + 1) * eb); ++j) a = std::max(a, std::fabs(x[j]));
+          // plus 4 ulp of the absmax for the roundings of 1/absmax, the scaled value and
+          // the stored step (|code| * ulp(step) for the integer formats).
+          ASSERT_LE(std::fabs(x[i] - out[i]), a * f->max_gap / 2 + 4 * a * 0x1p-23f)
+              << f->name << " B=" << B << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// Mean |x - x̂| on N(0,1) at blocksize 64 over 2^20 values, band = measured ± 2 %
+// (gemma's IsInside: a change either way must be explained). NF4's published figure
+// (bitsandbytes tests/test_functional.py, blocksize 64) is 0.0728.
+TEST(BlockwiseRegistry, MeanErrorBandsOnStandardNormal) {
+  const std::vector<float> x = Normal(size_t{1} << 20, 1234, 1.0f);
+  struct Band {
+    QuantMethod m;
+    double lo, hi;
+  };
+  const Band bands[] = {{QuantMethod::kNf4, 0.0713, 0.0743},
+                        {QuantMethod::kFp4, 0.0947, 0.0985},
+                        {QuantMethod::kInt4, 0.0895, 0.0931},
+                        {QuantMethod::kInt8Absmax, 0.00493, 0.00513},
+                        {QuantMethod::kInt8ZeroPoint, 0.00452, 0.00471}};
+  Allocator alloc;
+  for (const Band& band : bands) {
+    const QTensor q = QuantizeMatrix(alloc, x.data(), Shape{1024, 1024}, DType::kF32,
+                                     {.method = band.m, .blocksize = 64}, 2);
+    std::vector<float> out(x.size());
+    DequantizeMatrix(q, out.data(), 2);
+    double sum = 0;
+    for (size_t i = 0; i < x.size(); ++i) sum += std::fabs(static_cast<double>(x[i]) - out[i]);
+    const double mean = sum / static_cast<double>(x.size());
+    std::printf("%s mean |err| %.6f\n", MethodName(band.m).data(), mean);
+    EXPECT_GE(mean, band.lo) << MethodName(band.m);
+    EXPECT_LE(mean, band.hi) << MethodName(band.m);
+  }
+}
+
+// QGemv / QLinear against an f64 product of the dequantized weights (rounded to the
+// compute dtype, with x rounded too). Bound: 4·K·eps_f32·Σ|w||x| (f32 accumulation in
+// any order, plus the per-block scale applied after the sum in the kF32 path).
+TEST(BlockwiseRegistry, GemvMatchesF64OfDequantized) {
+  Allocator alloc;
+  const ComputeDtype computes[] = {ComputeDtype::kF32, ComputeDtype::kBf16, ComputeDtype::kF16};
+  for (int mi = 0; mi < kNumQuantMethods; ++mi) {
+    const auto m = static_cast<QuantMethod>(mi);
+    for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{33, 256, 64}, {8, 100, 64}, {16, 512, 128}}) {
+      if (m == QuantMethod::kLlmInt8) continue;  // its own reference (TV6 and LlmInt8 tests)
+      const BlockwiseTraits* f = FindBlockwiseFormat(m);
+      if (f->code_bits == 4 && B > K) continue;
+      for (ComputeDtype c : computes) {
+        const std::vector<float> w = Normal(static_cast<size_t>(N * K), 11, 0.02f);
+        const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                                         {.method = m, .blocksize = B, .double_quant = f->code_bits == 4, .compute = c},
+                                         2);
+        std::vector<float> wd(w.size());
+        DequantizeMatrix(q, wd.data(), 1);
+        auto round = [&](float v) {
+          return c == ComputeDtype::kBf16 ? BF16ToF32(F32ToBF16(v))
+                                          : (c == ComputeDtype::kF16 ? F16ToF32(F32ToF16(v)) : v);
+        };
+        for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
+          const std::vector<float> x = Normal(static_cast<size_t>(M * K), 5, 1.0f);
+          std::vector<float> y(static_cast<size_t>(M * N)), yl(y.size()), yr(y.size());
+          QGemv(2, x.data(), q, y.data(), M);
+          QLinear(2, alloc, x.data(), q, yl.data(), M);
+          QGemvRef(x.data(), q, yr.data(), M);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t n = 0; n < N; ++n) {
+              double exact = 0, mag = 0;
+              for (int64_t k = 0; k < K; ++k) {
+                const double p = static_cast<double>(round(x[i * K + k])) * round(wd[n * K + k]);
+                exact += p;
+                mag += std::fabs(p);
+              }
+              const double tol = 4.0 * static_cast<double>(K) * 1.2e-7 * mag + 1e-30;
+              ASSERT_NEAR(y[i * N + n], exact, tol) << MethodName(m) << " c=" << int(c) << " M=" << M;
+              ASSERT_NEAR(yr[i * N + n], exact, tol) << MethodName(m);
+              // QLinear's GEMM path rounds activations to bf16 for bf16 compute, as here.
+              ASSERT_NEAR(yl[i * N + n], exact, tol) << MethodName(m) << " QLinear M=" << M;
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST(BlockwiseRegistry, BadBlocksizesThrow) {
+  Allocator alloc;
+  const std::vector<float> x(256, 1.0f);
+  for (int64_t B : {16, 48, 100, 8192})
+    EXPECT_THROW(QuantizeMatrix(alloc, x.data(), Shape{4, 64}, DType::kF32, {.method = QuantMethod::kNf4, .blocksize = B}, 1),
+                 ShapeError)
+        << B;
+  EXPECT_THROW(QuantizeMatrix(alloc, x.data(), Shape{4, 64}, DType::kF32,
+                              {.method = QuantMethod::kInt8Absmax, .blocksize = 64, .double_quant = true}, 1),
+               ConfigError);
+}
+
+TEST(LlmInt8, GemvWithOutliersMatchesRefAndF64) {
+  Allocator alloc;
+  const int64_t N = 40, K = 300;
+  std::vector<float> w = Normal(static_cast<size_t>(N * K), 3, 0.05f);
+  const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF16,
+                                   {.method = QuantMethod::kLlmInt8, .threshold = 6.0f}, 2);
+  std::vector<float> wd(w.size());
+  DequantizeMatrix(q, wd.data(), 1);
+  for (int64_t M : {1, 5}) {
+    std::vector<float> x = Normal(static_cast<size_t>(M * K), 9, 1.0f);
+    x[7] = 9.5f;               // an outlier column (row 0)
+    x[(M - 1) * K + 100] = -7.0f;  // and another in the last row
+    std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());
+    QGemv(2, x.data(), q, y.data(), M);
+    QGemvRef(x.data(), q, yr.data(), M);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(yr[i])) << i;
+    // Against the f64 product with the dequantized weights: int8 activations lose up to
+    // half a step (SCA/127/2) per element, so the bound is Σ|w|·SCA/254 + f32 rounding.
+    for (int64_t m = 0; m < M; ++m) {
+      float sca = 0;
+      for (int64_t k = 0; k < K; ++k)
+        if (std::fabs(x[m * K + k]) < 6.0f) sca = std::max(sca, std::fabs(x[m * K + k]));
+      for (int64_t n = 0; n < N; ++n) {
+        double exact = 0, wabs = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          exact += static_cast<double>(x[m * K + k]) * wd[n * K + k];
+          wabs += std::fabs(wd[n * K + k]);
+        }
+        ASSERT_NEAR(y[m * N + n], exact, wabs * sca / 254.0 * 1.01 + 1e-4) << m << "," << n;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nibble::quant
