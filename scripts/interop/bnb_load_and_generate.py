@@ -26,12 +26,61 @@ import os
 import sys
 
 
+def spec_dequantize_4bit(A, quant_state=None, absmax=None, out=None, blocksize=None, quant_type=None):
+    """bnb-compatible-quantization.md §2.6/§3.4: blocks over the flat element order."""
+    import torch
+    st = quant_state
+    packed = A.reshape(-1).view(torch.uint8)
+    n = 1
+    for d in st.shape:
+        n *= d
+    codes = torch.empty(packed.numel() * 2, dtype=torch.long)
+    codes[0::2] = (packed >> 4).long()
+    codes[1::2] = (packed & 15).long()
+    codes = codes[:n]
+    if st.nested:
+        s2 = st.state2
+        a = (s2.code[st.absmax.long()] * s2.absmax.float().repeat_interleave(s2.blocksize)[: st.absmax.numel()])
+        a = a.float() + st.offset.float()
+    else:
+        a = st.absmax.float()
+    lut = st.code.float()
+    if st.quant_type == "fp4":
+        lut = lut.clone()
+        lut[8] = -0.0
+    w = lut[codes] * a.repeat_interleave(st.blocksize)[:n]
+    return w.reshape(st.shape).to(st.dtype)
+
+
+def install_spec_dequant():
+    import torch
+    import bitsandbytes
+    import bitsandbytes.functional as F
+    F.dequantize_4bit = spec_dequantize_4bit
+
+    def gemv(A, B, out=None, transposed_A=False, transposed_B=False, state=None):
+        return torch.nn.functional.linear(A, spec_dequantize_4bit(B, state).to(A.dtype))
+
+    F.gemv_4bit = gemv
+
+    def matmul_4bit(A, B, quant_state, out=None, bias=None):
+        # Inference runs torch.ops.bitsandbytes.gemm_4bit; replace the whole product.
+        w = spec_dequantize_4bit(B, quant_state).to(A.dtype)
+        return torch.nn.functional.linear(A, w, bias)
+
+    bitsandbytes.matmul_4bit = matmul_4bit
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("--ids", required=True, help="comma-separated prompt token ids, e.g. 1,2,3")
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--plain", action="store_true", help="load a non-quantized HF directory")
+    ap.add_argument("--spec-dequant", action="store_true",
+                    help="replace bitsandbytes' 4-bit dequantize/gemv with the spec's flat-order arithmetic "
+                         "(bitsandbytes 0.50.2's CPU kernel takes the wrong absmax when a row is not a "
+                         "whole number of blocks, e.g. a [16, 16] weight; see docs/INTEROP.md)")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                     help="dtype for the non-quantized tensors (default: as stored in config.json)")
     ap.add_argument("--logits-out", help="also write all last-position logits as raw little-endian float32")
@@ -67,6 +116,13 @@ def main():
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, device_map="cpu", dtype=dtype)
     model.eval()
+    if args.dtype != "auto":
+        # transformers keeps a pre-quantized checkpoint's stored dtype for the non-quantized
+        # modules whatever `dtype` says; cast those (embeddings, norms, lm_head) by hand.
+        # Packed 4-bit (uint8) and int8 weights are not floating point and stay as they are.
+        for param in model.parameters():
+            if param.is_floating_point() and param.dtype != dtype:
+                param.data = param.data.to(dtype)
 
     if not args.plain:
         # bnb >= 0.49 repacks Linear4bit weights for its AVX512-BF16 CPU kernel at the first eval forward;
@@ -76,6 +132,9 @@ def main():
         for mod in model.modules():
             if isinstance(mod, bnb.nn.Linear4bit) and hasattr(mod, "support_avx512bf16_for_cpu"):
                 mod.support_avx512bf16_for_cpu = False
+
+    if args.spec_dequant:
+        install_spec_dequant()
 
     inp = torch.tensor([ids], dtype=torch.long)
     with torch.no_grad():

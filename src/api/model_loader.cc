@@ -253,7 +253,8 @@ model::LlamaConfig ConfigFromHf(const std::string& path) {
   return c;
 }
 
-// GGUF tensor name -> HF name ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight").
+}  // namespace
+
 std::string GgufToHfName(const std::string& name) {
   static const std::map<std::string, std::string, std::less<>> kTop = {
       {"token_embd.weight", "model.embed_tokens.weight"},
@@ -276,6 +277,8 @@ std::string GgufToHfName(const std::string& name) {
   if (it == kBlock.end()) return name;
   return fmt::format("model.layers.{}.{}{}", layer, it->second, name.substr(last));
 }
+
+namespace {
 
 // An f32 view of `t`: the mapped bytes themselves when they are f32 and 4-byte
 // aligned, else a converted copy appended to `owned`.
@@ -339,6 +342,28 @@ WeightDtype ParseWeightDtype(std::string_view name) {
   throw ConfigError(fmt::format("option 'dtype': expected auto, f32 or bf16, got \"{}\"", name));
 }
 
+std::vector<std::string> LinearWeightNames(const model::LlamaConfig& c) {
+  std::vector<std::string> names;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    for (const char* role : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+      names.push_back(fmt::format("model.layers.{}.{}.weight", l, role));
+  }
+  if (!c.tie_word_embeddings) names.push_back("lm_head.weight");
+  return names;
+}
+
+std::optional<io::QuantizationConfig> QuantConfigFromSource(const ModelSource& src) {
+  if (src.format() != FileFormat::kSafetensors) return std::nullopt;
+  const fs::path dir = fs::is_directory(src.path()) ? fs::path(src.path()) : fs::path(src.path()).parent_path();
+  const std::string cfg = (dir / "config.json").string();
+  std::ifstream f(cfg);
+  if (!f) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("quantization_config") || j["quantization_config"].is_null()) return std::nullopt;
+  return io::ParseQuantizationConfig(j["quantization_config"], cfg);
+}
+
 model::LlamaConfig ConfigFromSource(const ModelSource& src) {
   switch (src.format()) {
     case FileFormat::kLlama2c:
@@ -352,7 +377,7 @@ model::LlamaConfig ConfigFromSource(const ModelSource& src) {
 }
 
 std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOptions& options, ExecContext& ctx) {
-  auto m = std::make_unique<LoadedModel>(LoadedModel{ModelSource::Open(path), {}, {}, nullptr, nullptr, {}});
+  auto m = std::make_unique<LoadedModel>(LoadedModel{ModelSource::Open(path), {}, {}, {}, std::nullopt, nullptr, nullptr, {}});
   m->config = ConfigFromSource(m->source);
   m->config.Validate();
   if (options.load_tokenizer) {
@@ -388,7 +413,28 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       return IsMatrix(name) ? MatrixView(*it->second, options.weights, path, ctx, m->owned)
                             : F32View(*it->second, path, ctx, m->owned);
     };
-    m->model = std::make_unique<model::LlamaModel>(m->config, model::BindHfTensors(m->config, lookup));
+    // Quantized Linears (bitsandbytes 4/8-bit, nibble formats) become QTensors.
+    std::map<std::string, const quant::QTensor*, std::less<>> quantized;
+    m->quant_config = QuantConfigFromSource(m->source);
+    if (m->quant_config) {
+      const io::RawLookup raw = [&](std::string_view name) -> std::optional<io::RawTensor> {
+        auto it = by_hf_name.find(name);
+        if (it == by_hf_name.end()) return std::nullopt;
+        return io::RawTensor{it->second->dtype, it->second->shape, it->second->data};
+      };
+      for (const std::string& name : LinearWeightNames(m->config)) {
+        const std::string prefix = name.substr(0, name.size() - std::string_view(".weight").size());
+        if (!io::IsQuantizedLinear(raw, prefix)) continue;
+        m->quantized.push_back(std::make_unique<quant::QTensor>(
+            io::ReadQuantizedLinear(raw, prefix, path, *m->quant_config, ctx.allocator())));
+        quantized[name] = m->quantized.back().get();
+      }
+    }
+    const model::QuantizedLookup qlookup = [&](std::string_view name) -> const quant::QTensor* {
+      auto it = quantized.find(name);
+      return it == quantized.end() ? nullptr : it->second;
+    };
+    m->model = std::make_unique<model::LlamaModel>(m->config, model::BindHfTensors(m->config, lookup, qlookup));
   }
   return m;
 }

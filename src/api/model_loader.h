@@ -12,6 +12,7 @@
 #include "api/model_source.h"
 #include "core/exec_context.h"
 #include "core/tensor.h"
+#include "io/bnb_checkpoint.h"
 #include "io/gguf.h"
 #include "model/llama_config.h"
 #include "model/llama_model.h"
@@ -45,6 +46,10 @@ struct LoadedModel {
   ModelSource source;
   model::LlamaConfig config;
   std::vector<Tensor> owned;                        // weights converted at load (f32 or bf16)
+  // Quantized Linear weights (bitsandbytes / nibble checkpoints), codes borrowed from the
+  // map; unique_ptr so the model's pointers stay valid. quant_config is set with them.
+  std::vector<std::unique_ptr<quant::QTensor>> quantized;
+  std::optional<io::QuantizationConfig> quant_config;
   std::unique_ptr<model::LlamaModel> model;         // null when !load_weights
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when !load_tokenizer
   std::string tokenizer_source;                     // the file the vocabulary came from
@@ -62,6 +67,17 @@ model::LlamaConfig ConfigFromSource(const ModelSource& src);
 // The GGUF `tokenizer.ggml.*` keys as a Vocab, with llama.cpp's defaults for absent
 // keys. Throws FormatError naming the key when one has the wrong type.
 tokenizer::Vocab VocabFromGguf(const io::GgufFile& g);
+
+// The `quantization_config` of an HF checkpoint's config.json, if any (nullopt for
+// GGUF, llama2.c and unquantized HF). ConfigError naming the key for a bad block.
+std::optional<io::QuantizationConfig> QuantConfigFromSource(const ModelSource& src);
+
+// "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; other names unchanged.
+std::string GgufToHfName(const std::string& name);
+
+// The HF weight names of the quantizable projections of a Llama (q/k/v/o, gate/up/down
+// per layer, then lm_head), in file order.
+std::vector<std::string> LinearWeightNames(const model::LlamaConfig& c);
 
 // A tokenizer file on its own: GGUF (by magic), HF tokenizer.json (by name or JSON
 // content) or tokenizer.model (by name), each with the tokenizer_config.json beside it

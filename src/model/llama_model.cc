@@ -17,16 +17,21 @@
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "nibble/error.h"
+#include "quant/qlinear.h"
 
 namespace nibble::model {
 namespace {
 
 const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
 
-// y: [M, N] = x: [M, K] · wᵀ for w: [N, K] f32 or bf16 (Validate admitted only these);
-// the dtype picks the kernel, so an all-f32 model runs exactly the f32 MatMul.
-void Linear(int threads, const float* x, const ConstTensorView& w, float* y, size_t M, size_t N, size_t K) {
-  if (w.dtype == DType::kBF16) {
+// y: [M, N] = x: [M, K] · wᵀ for w: [N, K] f32 or bf16 (Validate admitted only these),
+// or the quantized `q` when set; the dtype picks the kernel, so an all-f32 model runs
+// exactly the f32 MatMul.
+void Linear(int threads, Allocator& alloc, const float* x, const ConstTensorView& w, const quant::QTensor* q,
+            float* y, size_t M, size_t N, size_t K) {
+  if (q != nullptr) {
+    quant::QLinear(threads, alloc, x, *q, y, static_cast<int64_t>(M));
+  } else if (w.dtype == DType::kBF16) {
     kernels::MatMulBf16(threads, x, static_cast<const uint16_t*>(w.data), y, M, N, K);
   } else {
     kernels::MatMul(threads, x, F32(w), y, M, N, K);
@@ -132,13 +137,14 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     float* v_rows = cache.v(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
     // Attention block.
     kernels::RmsNorm(h, F32(w.attn_norm), a, T, D, eps);
-    if (T == 1) {  // decode: one parallel region for the three GEMVs
+    Allocator& alloc = ctx.allocator();
+    if (T == 1 && !w.q.any()) {  // decode: one parallel region for the three GEMVs
       const kernels::GemvOut outs[] = {Out(w.wq, q, QD), Out(w.wk, k_rows, KVD), Out(w.wv, v_rows, KVD)};
       kernels::GemvGroup(threads, a, D, outs);
     } else {
-      Linear(threads, a, w.wq, q, T, QD, D);
-      Linear(threads, a, w.wk, k_rows, T, KVD, D);
-      Linear(threads, a, w.wv, v_rows, T, KVD, D);
+      Linear(threads, alloc, a, w.wq, w.q.wq, q, T, QD, D);
+      Linear(threads, alloc, a, w.wk, w.q.wk, k_rows, T, KVD, D);
+      Linear(threads, alloc, a, w.wv, w.q.wv, v_rows, T, KVD, D);
     }
     if (c.attention_bias) {
       AddBias(q, F32(w.bq), T, QD);
@@ -151,19 +157,19 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     }
     kernels::CausalAttention(threads, q, cache.k(static_cast<int64_t>(l)), cache.v(static_cast<int64_t>(l)), att, T,
                              static_cast<size_t>(start_pos), H, KV, Dh, scores);
-    Linear(threads, att, w.wo, tmp, T, D, QD);
+    Linear(threads, alloc, att, w.wo, w.q.wo, tmp, T, D, QD);
     AddInPlace(h, tmp, T * D);
     // MLP block: down(silu(gate(m)) · up(m)).
     kernels::RmsNorm(h, F32(w.ffn_norm), a, T, D, eps);
-    if (T == 1) {
+    if (T == 1 && !w.q.any()) {
       const kernels::GemvOut outs[] = {Out(w.w_gate, gate, F), Out(w.w_up, up, F)};
       kernels::GemvGroup(threads, a, D, outs);
     } else {
-      Linear(threads, a, w.w_gate, gate, T, F, D);
-      Linear(threads, a, w.w_up, up, T, F, D);
+      Linear(threads, alloc, a, w.w_gate, w.q.w_gate, gate, T, F, D);
+      Linear(threads, alloc, a, w.w_up, w.q.w_up, up, T, F, D);
     }
     kernels::SwiGlu(gate, up, gate, T * F);
-    Linear(threads, gate, w.w_down, tmp, T, D, F);
+    Linear(threads, alloc, gate, w.w_down, w.q.w_down, tmp, T, D, F);
     AddInPlace(h, tmp, T * D);
   }
 
@@ -171,7 +177,8 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   const size_t first = mode == LogitsMode::kAll ? 0 : T - 1;
   const size_t rows = T - first;
   kernels::RmsNorm(h + first * D, F32(weights_.final_norm), a, rows, D, eps);
-  Linear(threads, a, weights_.Classifier(c), logits.data(), rows, V, D);
+  const quant::QTensor* cls_q = c.tie_word_embeddings ? nullptr : weights_.lm_head_q;
+  Linear(threads, ctx.allocator(), a, weights_.Classifier(c), cls_q, logits.data(), rows, V, D);
 }
 
 }  // namespace nibble::model

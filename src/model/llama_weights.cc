@@ -31,6 +31,14 @@ void CheckRole(const ConstTensorView& t, const std::string& role, const Shape& w
                                  t.shape.ToString()));
 }
 
+// A matrix role: its dense view, or a quantized one of the same [out, in] shape.
+void CheckMatrix(const ConstTensorView& t, const quant::QTensor* q, const std::string& role, const Shape& want) {
+  if (q == nullptr) return CheckRole(t, role, want, RoleKind::kMatrix);
+  if (!(q->shape == want))
+    throw ShapeError(fmt::format("Llama weights: quantized tensor '{}': expected shape {}, got {}", role,
+                                 want.ToString(), q->shape.ToString()));
+}
+
 }  // namespace
 
 void LlamaWeights::Validate(const LlamaConfig& c) const {
@@ -44,25 +52,26 @@ void LlamaWeights::Validate(const LlamaConfig& c) const {
     const LlamaLayerWeights& w = layers[l];
     const std::string p = fmt::format("layer {} ", l);
     CheckRole(w.attn_norm, p + "attn_norm", {D});
-    CheckRole(w.wq, p + "wq", {QD, D}, RoleKind::kMatrix);
-    CheckRole(w.wk, p + "wk", {KVD, D}, RoleKind::kMatrix);
-    CheckRole(w.wv, p + "wv", {KVD, D}, RoleKind::kMatrix);
-    CheckRole(w.wo, p + "wo", {D, QD}, RoleKind::kMatrix);
+    CheckMatrix(w.wq, w.q.wq, p + "wq", {QD, D});
+    CheckMatrix(w.wk, w.q.wk, p + "wk", {KVD, D});
+    CheckMatrix(w.wv, w.q.wv, p + "wv", {KVD, D});
+    CheckMatrix(w.wo, w.q.wo, p + "wo", {D, QD});
     if (c.attention_bias) {
       CheckRole(w.bq, p + "bq", {QD});
       CheckRole(w.bk, p + "bk", {KVD});
       CheckRole(w.bv, p + "bv", {KVD});
     }
     CheckRole(w.ffn_norm, p + "ffn_norm", {D});
-    CheckRole(w.w_gate, p + "w_gate", {F, D}, RoleKind::kMatrix);
-    CheckRole(w.w_up, p + "w_up", {F, D}, RoleKind::kMatrix);
-    CheckRole(w.w_down, p + "w_down", {D, F}, RoleKind::kMatrix);
+    CheckMatrix(w.w_gate, w.q.w_gate, p + "w_gate", {F, D});
+    CheckMatrix(w.w_up, w.q.w_up, p + "w_up", {F, D});
+    CheckMatrix(w.w_down, w.q.w_down, p + "w_down", {D, F});
   }
   CheckRole(final_norm, "final_norm", {D});
-  if (!c.tie_word_embeddings) CheckRole(lm_head, "lm_head", {V, D}, RoleKind::kMatrix);
+  if (!c.tie_word_embeddings) CheckMatrix(lm_head, lm_head_q, "lm_head", {V, D});
 }
 
-LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup) {
+LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup, const QuantizedLookup& quantized) {
+  auto get_q = [&](const std::string& name) -> const quant::QTensor* { return quantized ? quantized(name) : nullptr; };
   auto get = [&](const std::string& name) {
     std::optional<ConstTensorView> t = lookup(name);
     if (!t || t->data == nullptr) throw ShapeError(fmt::format("Llama weights: tensor '{}' is missing", name));
@@ -74,23 +83,33 @@ LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup
     const std::string p = fmt::format("model.layers.{}.", l);
     LlamaLayerWeights lw;
     lw.attn_norm = get(p + "input_layernorm.weight");
-    lw.wq = get(p + "self_attn.q_proj.weight");
-    lw.wk = get(p + "self_attn.k_proj.weight");
-    lw.wv = get(p + "self_attn.v_proj.weight");
-    lw.wo = get(p + "self_attn.o_proj.weight");
+    lw.q.wq = get_q(p + "self_attn.q_proj.weight");
+    if (lw.q.wq == nullptr) lw.wq = get(p + "self_attn.q_proj.weight");
+    lw.q.wk = get_q(p + "self_attn.k_proj.weight");
+    if (lw.q.wk == nullptr) lw.wk = get(p + "self_attn.k_proj.weight");
+    lw.q.wv = get_q(p + "self_attn.v_proj.weight");
+    if (lw.q.wv == nullptr) lw.wv = get(p + "self_attn.v_proj.weight");
+    lw.q.wo = get_q(p + "self_attn.o_proj.weight");
+    if (lw.q.wo == nullptr) lw.wo = get(p + "self_attn.o_proj.weight");
     if (config.attention_bias) {
       lw.bq = get(p + "self_attn.q_proj.bias");
       lw.bk = get(p + "self_attn.k_proj.bias");
       lw.bv = get(p + "self_attn.v_proj.bias");
     }
     lw.ffn_norm = get(p + "post_attention_layernorm.weight");
-    lw.w_gate = get(p + "mlp.gate_proj.weight");
-    lw.w_up = get(p + "mlp.up_proj.weight");
-    lw.w_down = get(p + "mlp.down_proj.weight");
+    lw.q.w_gate = get_q(p + "mlp.gate_proj.weight");
+    if (lw.q.w_gate == nullptr) lw.w_gate = get(p + "mlp.gate_proj.weight");
+    lw.q.w_up = get_q(p + "mlp.up_proj.weight");
+    if (lw.q.w_up == nullptr) lw.w_up = get(p + "mlp.up_proj.weight");
+    lw.q.w_down = get_q(p + "mlp.down_proj.weight");
+    if (lw.q.w_down == nullptr) lw.w_down = get(p + "mlp.down_proj.weight");
     w.layers.push_back(lw);
   }
   w.final_norm = get("model.norm.weight");
-  if (!config.tie_word_embeddings) w.lm_head = get("lm_head.weight");
+  if (!config.tie_word_embeddings) {
+    w.lm_head_q = get_q("lm_head.weight");
+    if (w.lm_head_q == nullptr) w.lm_head = get("lm_head.weight");
+  }
   w.Validate(config);
   return w;
 }
@@ -140,10 +159,12 @@ OwnedLlamaWeights ConvertWeightsToBf16(Allocator& alloc, const LlamaWeights& src
     d.w_gate = CopyRole(alloc, out, s.w_gate, p + "w_gate", kM, num_threads);
     d.w_up = CopyRole(alloc, out, s.w_up, p + "w_up", kM, num_threads);
     d.w_down = CopyRole(alloc, out, s.w_down, p + "w_down", kM, num_threads);
+    d.q = s.q;  // quantized roles stay as they are (their compute dtype decides)
     w.layers.push_back(d);
   }
   w.final_norm = CopyRole(alloc, out, src.final_norm, "final_norm", kV, num_threads);
   w.lm_head = CopyRole(alloc, out, src.lm_head, "lm_head", kM, num_threads);
+  w.lm_head_q = src.lm_head_q;
   return out;
 }
 

@@ -12,12 +12,27 @@
 #include "core/allocator.h"
 #include "core/tensor.h"
 #include "model/llama_config.h"
+#include "quant/qtensor.h"
 
 namespace nibble::model {
 
 // An absent optional tensor is a view with data == nullptr. Matrices (embed, wq, wk, wv,
 // wo, w_gate, w_up, w_down, lm_head) are f32 or bf16, each on its own (the dtype picks
 // the matmul kernel per matrix); norms and biases are always f32.
+// Quantized projection matrices (QuantizedLinear): a role set here is used instead of
+// its dense view above, which then stays absent. The QTensors are owned by the loader
+// and must outlive the model.
+struct QuantizedRoles {
+  const quant::QTensor* wq = nullptr;      // [H*Dh, D]
+  const quant::QTensor* wk = nullptr;      // [KV*Dh, D]
+  const quant::QTensor* wv = nullptr;      // [KV*Dh, D]
+  const quant::QTensor* wo = nullptr;      // [D, H*Dh]
+  const quant::QTensor* w_gate = nullptr;  // [F, D]
+  const quant::QTensor* w_up = nullptr;    // [F, D]
+  const quant::QTensor* w_down = nullptr;  // [D, F]
+  bool any() const { return wq || wk || wv || wo || w_gate || w_up || w_down; }
+};
+
 struct LlamaLayerWeights {
   ConstTensorView attn_norm;  // [D] f32, input_layernorm
   ConstTensorView wq;         // [H*Dh, D] f32|bf16, q_proj (row order per config.rope_layout)
@@ -31,6 +46,7 @@ struct LlamaLayerWeights {
   ConstTensorView w_gate;     // [F, D] f32|bf16, mlp.gate_proj
   ConstTensorView w_up;       // [F, D] f32|bf16, mlp.up_proj
   ConstTensorView w_down;     // [D, F] f32|bf16, mlp.down_proj
+  QuantizedRoles q;           // quantized projections, when the checkpoint has them
 };
 
 struct LlamaWeights {
@@ -38,6 +54,7 @@ struct LlamaWeights {
   std::vector<LlamaLayerWeights> layers;  // L entries
   ConstTensorView final_norm;             // [D] f32, model.norm
   ConstTensorView lm_head;                // [V, D] f32|bf16; absent (ignored) when tie_word_embeddings
+  const quant::QTensor* lm_head_q = nullptr;  // quantized classifier (instead of lm_head), if any
 
   // Throws ShapeError naming the role ("layer 3 w_up") when a tensor is missing, has a
   // dtype other than the above or has the wrong shape for `config` (which must already
@@ -49,6 +66,10 @@ struct LlamaWeights {
   }
 };
 
+// A quantized matrix by HF weight name ("model.layers.0.mlp.up_proj.weight"); nullptr
+// when that role is dense.
+using QuantizedLookup = std::function<const quant::QTensor*(std::string_view name)>;
+
 // Looks a tensor up by its HF name ("model.layers.0.self_attn.q_proj.weight");
 // std::nullopt when the file has no such tensor.
 using TensorLookup = std::function<std::optional<ConstTensorView>(std::string_view name)>;
@@ -56,7 +77,9 @@ using TensorLookup = std::function<std::optional<ConstTensorView>(std::string_vi
 // Fills every role from the HF names of spec §4.3 (biases only with attention_bias,
 // lm_head only when untied), then Validate()s. A missing tensor is a ShapeError
 // naming it.
-LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup);
+// Roles found by `quantized` (when given) are bound as QTensors instead.
+LlamaWeights BindHfTensors(const LlamaConfig& config, const TensorLookup& lookup,
+                           const QuantizedLookup& quantized = nullptr);
 
 // Weights that own their memory: bf16 matrices, f32 norms and biases (copies), so the
 // source may be released once this exists. Movable; the views stay valid across moves.
