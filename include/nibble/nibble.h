@@ -11,6 +11,7 @@
 #include "nibble/inspect.h"
 #include "nibble/memory.h"
 #include "nibble/perplexity.h"
+#include "nibble/quantize.h"
 
 namespace nibble {
 NIBBLE_API const char* Version();

@@ -17,6 +17,9 @@ std::function<int()> AddTokenize(CLI::App& app);
 std::function<int()> AddPerplexity(CLI::App& app);
 std::function<int()> AddDemo(CLI::App& app);
 std::function<int()> AddChat(CLI::App& app);
+std::function<int()> AddQuantize(CLI::App& app);
+std::function<int()> AddDequantize(CLI::App& app);
+std::function<int()> AddExport(CLI::App& app);
 
 // Prints a perplexity report: PPL and counts to stdout, warnings and the summary line
 // to stderr (shared by `perplexity` and `demo`).

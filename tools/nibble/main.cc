@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
       "  nibble demo\n"
       "  nibble inspect assets/stories260K/stories260K.bin\n"
       "  nibble convert --dtype bf16 model.gguf model-bf16.gguf\n"
+      "  nibble quantize --method nf4 --double-quant model.gguf /tmp/model-nf4\n"
+      "  nibble export --format hf -m assets/stories260K/stories260K.bin /tmp/stories-hf\n"
       "  nibble generate -m assets/stories260K/stories260K.bin -p \"Once upon a time\" -n 64\n"
       "  nibble tokenize -m assets/stories260K/stories260K.gguf -p \"Hello world\"\n"
       "  nibble perplexity -m assets/stories260K/stories260K.bin \\\n"
@@ -31,6 +33,9 @@ int main(int argc, char** argv) {
   const auto perplexity = nibble::cli::AddPerplexity(app);
   const auto demo = nibble::cli::AddDemo(app);
   const auto chat = nibble::cli::AddChat(app);
+  const auto quantize = nibble::cli::AddQuantize(app);
+  const auto dequantize = nibble::cli::AddDequantize(app);
+  const auto export_hf = nibble::cli::AddExport(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -44,6 +49,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("perplexity")) return perplexity();
     if (app.got_subcommand("demo")) return demo();
     if (app.got_subcommand("chat")) return chat();
+    if (app.got_subcommand("quantize")) return quantize();
+    if (app.got_subcommand("dequantize")) return dequantize();
+    if (app.got_subcommand("export")) return export_hf();
   } catch (const nibble::Error& e) {
     fmt::print(stderr, "nibble: error: {}\n", e.what());
     return 1;

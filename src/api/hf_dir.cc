@@ -1,0 +1,155 @@
+// HfDirWriter, config.json for a Llama, tokenizer files and the Meta -> HF RoPE row order.
+#include "api/hf_dir.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "io/gguf.h"
+#include "nibble/error.h"
+#include "tokenizer/hf_tokenizer_writer.h"
+
+namespace nibble::api {
+namespace fs = std::filesystem;
+
+HfDirWriter::HfDirWriter(std::string out_dir, bool overwrite) : out_(std::move(out_dir)), overwrite_(overwrite) {
+  while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
+  if (fs::exists(out_) && !overwrite_)
+    throw ConfigError(fmt::format("{}: already exists (pass --overwrite to replace it)", out_));
+  if (fs::exists(out_) && !fs::is_directory(out_))
+    throw ConfigError(fmt::format("{}: exists and is not a directory", out_));
+  tmp_ = fmt::format("{}.tmp-{}", out_, getpid());
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);
+  fs::create_directories(tmp_, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot create directory: {}", tmp_, ec.message()));
+}
+
+HfDirWriter::~HfDirWriter() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+}
+
+std::string HfDirWriter::File(std::string_view name) const {
+  return (fs::path(tmp_) / std::string(name)).string();
+}
+
+void HfDirWriter::WriteText(std::string_view name, std::string_view text) {
+  const std::string path = File(name);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  f.close();
+  if (!f) throw IoError(fmt::format("{}: cannot write", path));
+  files_.emplace_back(name);
+}
+
+void HfDirWriter::CopyFrom(const std::string& src_path, std::string_view name) {
+  std::error_code ec;
+  fs::copy_file(src_path, File(name), fs::copy_options::overwrite_existing, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot copy to {}: {}", src_path, File(name), ec.message()));
+  files_.emplace_back(name);
+}
+
+std::vector<std::string> HfDirWriter::Commit() {
+  std::error_code ec;
+  if (fs::exists(out_)) {
+    if (!overwrite_) throw ConfigError(fmt::format("{}: appeared while writing; not replaced", out_));
+    fs::remove_all(out_, ec);
+    if (ec) throw IoError(fmt::format("{}: cannot remove the old directory: {}", out_, ec.message()));
+  }
+  fs::rename(tmp_, out_, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot rename {} to it: {}", out_, tmp_, ec.message()));
+  committed_ = true;
+  return files_;
+}
+
+nlohmann::json LlamaConfigToHfJson(const model::LlamaConfig& c, std::string_view torch_dtype,
+                                   const tokenizer::Vocab* vocab) {
+  nlohmann::json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["hidden_act"] = "silu";
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.HeadDim();
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = static_cast<double>(c.rms_norm_eps);
+  j["rope_theta"] = static_cast<double>(c.rope_theta);
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["attention_bias"] = c.attention_bias;
+  j["mlp_bias"] = false;
+  j["torch_dtype"] = std::string(torch_dtype);
+  j["use_cache"] = true;
+  switch (c.rope_scaling.type) {
+    case model::RopeScalingType::kNone:
+      break;
+    case model::RopeScalingType::kLinear:
+      j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
+      break;
+    case model::RopeScalingType::kLlama3:
+      j["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", c.rope_scaling.factor},
+                           {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                           {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                           {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+      break;
+    default:
+      throw ConfigError(
+          "export: the model's RoPE scaling comes from GGUF per-frequency divisors (rope_freqs.weight), which "
+          "config.json cannot express");
+  }
+  if (vocab != nullptr) {
+    j["bos_token_id"] = vocab->bos_id >= 0 ? nlohmann::json(vocab->bos_id) : nlohmann::json(nullptr);
+    j["eos_token_id"] = vocab->eos_id >= 0 ? nlohmann::json(vocab->eos_id) : nlohmann::json(nullptr);
+    if (vocab->pad_id >= 0) j["pad_token_id"] = vocab->pad_id;
+  }
+  return j;
+}
+
+void WriteTokenizerFiles(HfDirWriter& out, const ModelSource& src, const tokenizer::Vocab* vocab,
+                         int64_t model_max_length) {
+  if (src.format() == FileFormat::kSafetensors) {
+    const fs::path dir = fs::is_directory(src.path()) ? fs::path(src.path()) : fs::path(src.path()).parent_path();
+    bool any = false;
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                             "generation_config.json"}) {
+      if (fs::exists(dir / name)) {
+        out.CopyFrom((dir / name).string(), name);
+        any = true;
+      }
+    }
+    if (any || vocab == nullptr) return;
+  }
+  if (vocab == nullptr) return;
+  std::string chat_template;
+  if (const io::GgufFile* g = src.gguf()) {
+    if (const io::GgufKv* kv = g->FindKey("tokenizer.chat_template"))
+      if (const auto* s = std::get_if<std::string>(&kv->value.value)) chat_template = *s;
+  }
+  out.WriteText("tokenizer.json", tokenizer::TokenizerJsonFromVocab(*vocab));
+  out.WriteText("tokenizer_config.json",
+                tokenizer::TokenizerConfigJsonFromVocab(*vocab, model_max_length, chat_template));
+}
+
+void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> tmp(static_cast<size_t>(head_dim * cols));
+  for (int64_t h = 0; h < heads; ++h) {
+    float* head = data + h * head_dim * cols;
+    for (int64_t j = 0; j < 2; ++j)
+      for (int64_t i = 0; i < half; ++i)
+        std::copy_n(head + (2 * i + j) * cols, cols, tmp.data() + (j * half + i) * cols);
+    std::copy(tmp.begin(), tmp.end(), head);
+  }
+}
+
+}  // namespace nibble::api

@@ -1,0 +1,56 @@
+// Writing a Hugging Face model directory (config.json, model.safetensors, tokenizer
+// files) atomically: everything goes into OUT.tmp-<pid> and is renamed to OUT at the
+// end, so an error leaves no half-written directory.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/model_source.h"
+#include "model/llama_config.h"
+#include "tokenizer/vocab.h"
+
+namespace nibble::api {
+
+class HfDirWriter {
+ public:
+  // ConfigError when `out_dir` exists (unless `overwrite`, which replaces it on Commit).
+  HfDirWriter(std::string out_dir, bool overwrite);
+  ~HfDirWriter();
+  HfDirWriter(const HfDirWriter&) = delete;
+  HfDirWriter& operator=(const HfDirWriter&) = delete;
+
+  // Path of `name` inside the temporary directory.
+  std::string File(std::string_view name) const;
+  void WriteText(std::string_view name, std::string_view text);
+  void CopyFrom(const std::string& src_path, std::string_view name);
+  // Renames the temporary directory to OUT; returns the file names written.
+  std::vector<std::string> Commit();
+
+ private:
+  std::string out_, tmp_;
+  bool overwrite_ = false, committed_ = false;
+  std::vector<std::string> files_;
+};
+
+// config.json of a Llama in transformers' keys (LlamaForCausalLM): sizes, rms_norm_eps,
+// rope_theta and rope_scaling, tie_word_embeddings, bos/eos ids from `vocab`, torch_dtype.
+// ConfigError for RoPE scaling transformers cannot express (GGUF rope_freqs divisors).
+nlohmann::json LlamaConfigToHfJson(const model::LlamaConfig& c, std::string_view torch_dtype,
+                                   const tokenizer::Vocab* vocab);
+
+// The tokenizer files of OUT: copied from an HF source directory when it has them
+// (tokenizer.json, tokenizer_config.json, tokenizer.model, special_tokens_map.json,
+// generation_config.json), else made from `vocab` (tokenizer.json and
+// tokenizer_config.json, with GGUF's chat template when present).
+void WriteTokenizerFiles(HfDirWriter& out, const ModelSource& src, const tokenizer::Vocab* vocab,
+                         int64_t model_max_length);
+
+// Rows of a q_proj / k_proj weight (or bias) stored in Meta's adjacent-pair RoPE order
+// (llama2.c, GGUF) reordered to Hugging Face's rotate-half order: for each head of Dh
+// rows, HF row j*Dh/2 + i is Meta row 2i + j. data: [heads*Dh, cols] f32, in place.
+void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols);
+
+}  // namespace nibble::api
