@@ -67,9 +67,17 @@ std::string ReplaceAll(std::string_view s, std::string_view from, std::string_vi
 bool IsAddedType(TokenType t) {
   return t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown;
 }
-// Pieces tokenizers' SentencePieceExtractor merges into and out of, as nibble's brief for
-// SPM has it: byte, control and unknown pieces are never merged.
+// SPM pieces that take part in merges. Byte, control and unknown pieces never do: the
+// SentencePiece trainer adds them whole, and tokenizers matches specials before the model.
 bool IsMergeableType(TokenType t) { return t == TokenType::kNormal || t == TokenType::kUserDefined; }
+
+// model.vocab holds every SPM piece (as SentencePieceExtractor writes it) but only the
+// normal pieces of a byte-level BPE (as tokenizers writes a trained one), plus the unk
+// piece, which tokenizers' BPE looks up there.
+bool InModelVocab(const Vocab& v, int32_t id) {
+  const TokenType t = v.types[static_cast<size_t>(id)];
+  return v.model == VocabModel::kSpm || !IsAddedType(t) || t == TokenType::kUnknown;
+}
 
 // The vocabulary as tokenizer.json spells it, with a lookup by spelling.
 class JsonPieces {
@@ -98,7 +106,7 @@ class JsonPieces {
     for (size_t id = 0; id < pieces_.size(); ++id) {
       const auto [it, fresh] = ids_.emplace(pieces_[id], static_cast<int32_t>(id));
       if (!fresh) {
-        Unsupported(fmt::format("tokens {} and {} are both spelled '{}' in tokenizer.json (model.vocab keys are unique)",
+        Unsupported(fmt::format("tokens {} and {} are both spelled '{}' (tokenizer.json needs unique spellings)",
                                 it->second, id, pieces_[id]));
       }
     }
@@ -130,7 +138,7 @@ void CheckTypes(const Vocab& v, const JsonPieces& p) {
         Unsupported(fmt::format("{}: tokenizer.json has no {} token type", Describe(v, p, id), TypeName(t)));
       case TokenType::kUnknown:
         if (id != v.unk_id)
-          Unsupported(fmt::format("{}: only the unk token (id {}) can be of type unknown", Describe(v, p, id), v.unk_id));
+          Unsupported(fmt::format("{}: only the unk token (id {}) can be unknown", Describe(v, p, id), v.unk_id));
         break;
       case TokenType::kByte:
         if (v.model == VocabModel::kBpe)
@@ -162,11 +170,13 @@ void CheckTypes(const Vocab& v, const JsonPieces& p) {
 
 struct SpmMerge {
   float score;  // of the merged piece
-  int32_t merged, left, right;
+  int32_t merged;
+  size_t split;  // byte length of the left part
+  int32_t left, right;
 };
 
 // transformers' SentencePieceExtractor: every split of a mergeable piece into two
-// mergeable pieces, highest merged score first, then merged id, then (left id, right id).
+// mergeable pieces, highest merged score first, then merged id, then left to right.
 // Also proves that tokenizers can make every merge nibble's SPM encoder makes: that
 // encoder joins any two adjacent symbols whose concatenation is a piece, where a symbol
 // is one character of the text or a piece built so far.
@@ -195,7 +205,7 @@ std::vector<SpmMerge> SpmMerges(const Vocab& v, const JsonPieces& p) {
       if (rule) {
         const float score = v.scores[static_cast<size_t>(id)];
         if (!std::isfinite(score)) Unsupported(fmt::format("{}: score {} is not finite", Describe(v, p, id), score));
-        merges.push_back({score, id, l, r});
+        merges.push_back({score, id, k, l, r});
       }
       const bool l_symbol = one_char(left) || (l != kNoToken && reachable[static_cast<size_t>(l)]);
       const bool r_symbol = one_char(right) || (r != kNoToken && reachable[static_cast<size_t>(r)]);
@@ -218,7 +228,7 @@ std::vector<SpmMerge> SpmMerges(const Vocab& v, const JsonPieces& p) {
     }
   }
   std::sort(merges.begin(), merges.end(), [](const SpmMerge& a, const SpmMerge& b) {
-    return std::tuple(-a.score, a.merged, a.left, a.right) < std::tuple(-b.score, b.merged, b.left, b.right);
+    return std::tuple(-a.score, a.merged, a.split) < std::tuple(-b.score, b.merged, b.split);
   });
   return merges;
 }
@@ -237,7 +247,12 @@ std::vector<std::pair<std::string, std::string>> BpeMerges(const Vocab& v, const
     };
     if (right.find(' ') != std::string::npos) bad("a byte-level piece cannot contain a space");
     for (const std::string& part : {left, right, left + right}) {
-      if (p.Find(part) == kNoToken) bad(fmt::format("'{}' is not a piece", part));
+      const int32_t id = p.Find(part);
+      if (id == kNoToken) {
+        bad(fmt::format("'{}' is not a piece", part));
+      } else if (!InModelVocab(v, id)) {
+        bad(fmt::format("{} is an added token, not in model.vocab", Describe(v, p, id)));
+      }
     }
     // tokenizers keeps the last rank of a repeated merge, nibble the first.
     if (!seen.insert(m).second) bad("the merge is listed twice");
@@ -398,7 +413,9 @@ std::string TokenizerJsonFromVocab(const Vocab& vocab) {
   // append to the underlying vector (GPT-2's 50257 keys: O(n) instead of O(n^2)).
   auto& entries = ids.get_ref<ojson::object_t&>();
   entries.reserve(static_cast<size_t>(vocab.size()));
-  for (int32_t id = 0; id < vocab.size(); ++id) entries.emplace_back(p[id], id);
+  for (int32_t id = 0; id < vocab.size(); ++id) {
+    if (InModelVocab(vocab, id)) entries.emplace_back(p[id], id);
+  }
   model["vocab"] = std::move(ids);
   ojson merges = ojson::array();
   if (spm) {
@@ -418,8 +435,10 @@ std::string TokenizerConfigJsonFromVocab(const Vocab& vocab, int64_t model_max_l
   ojson root = ojson::object();
   root["add_bos_token"] = vocab.add_bos;
   root["add_eos_token"] = vocab.add_eos;
-  const std::pair<const char*, int32_t> tokens[] = {
-      {"bos_token", vocab.bos_id}, {"eos_token", vocab.eos_id}, {"unk_token", vocab.unk_id}, {"pad_token", vocab.pad_id}};
+  const std::pair<const char*, int32_t> tokens[] = {{"bos_token", vocab.bos_id},
+                                                     {"eos_token", vocab.eos_id},
+                                                     {"unk_token", vocab.unk_id},
+                                                     {"pad_token", vocab.pad_id}};
   for (const auto& [key, id] : tokens) root[key] = id == kNoToken ? ojson(nullptr) : ojson(p[id]);
   // transformers' decode would otherwise turn " ." into "." (its old default).
   root["clean_up_tokenization_spaces"] = false;

@@ -16,27 +16,29 @@ namespace nibble::tokenizer {
 //    spelled U+2581 whatever vocab.space_marker is) and the merges transformers'
 //    SentencePieceExtractor derives from the scores: every split of a normal or
 //    user-defined piece into two such pieces, ordered by the merged piece's score
-//    (highest first, ties by the piece's id), splits of one piece by (left id, right id).
+//    (highest first, ties by the piece's id), splits of one piece left to right (the
+//    order of transformers 5, checked against tests/golden/tokenizer/tok512_*.json).
 //    Space handling: Prepend("▁") + Replace(" ", "▁") normalizer for kLlamaCpp (Llama 2),
 //    Replace alone for kNone, a Metaspace pre-tokenizer for kMetaspaceFirst/Always; the
 //    decoder is Replace + ByteFallback + Fuse (+ Strip with a space prefix).
-//  - VocabModel::kBpe: merges in rank order, a ByteLevel pre-tokenizer (after Digits for
-//    kSmollm, after the Llama 3 / Qwen2 Split regex), ignore_merges for kLlama3, a
-//    ByteLevel decoder.
+//  - VocabModel::kBpe: the normal pieces (and unk) in model.vocab, merges in rank order, a
+//    ByteLevel pre-tokenizer (after Digits for kSmollm, after the Llama 3 / Qwen2 Split
+//    regex), ignore_merges for kLlama3, a ByteLevel decoder. Scores are not written.
 // Control and user-defined pieces (and the unknown piece) also become added_tokens
 // (special = not user-defined, normalized = false: matched in the raw text, as nibble
 // does); BOS/EOS with add_bos/add_eos become a TemplateProcessing post-processor. The
 // ids of specials that are not added (bos/eos without the flag, pad, an unk that is not
 // of type kUnknown) live in tokenizer_config.json. Same vocab → same bytes.
 //
-// Throws ConfigError (naming the token or field) for what tokenizers cannot express
-// exactly: kBpe with PreTokenizer::kDefault; token types kUnused/kUndefined, kByte in
-// kBpe, kUnknown on another id than unk_id; empty, duplicate (after the marker is
-// spelled U+2581) or non-UTF-8 pieces; an SPM vocabulary without all 256 "<0xNN>"
-// pieces, with a normal piece spelled "<0xNN>" or one that holds U+2581 beside another
-// marker; an SPM piece that nibble can reach through a merge tokenizers has no rule for
-// (a character that is not itself a piece, or a byte/control/unknown piece); a BPE merge
-// whose parts or result are not pieces; a non-finite score on a mergeable SPM piece.
+// Throws FormatError when vocab.Validate does, and ConfigError (naming the token or
+// field) for what tokenizers cannot express exactly: kBpe with PreTokenizer::kDefault;
+// token types kUnused/kUndefined, kByte in kBpe, kUnknown on another id than unk_id;
+// empty, duplicate (after the marker is spelled U+2581) or non-UTF-8 pieces; an SPM
+// vocabulary without all 256 "<0xNN>" pieces, with a normal piece spelled "<0xNN>" or one
+// that holds U+2581 beside another marker; an SPM piece that nibble can reach through a
+// merge tokenizers has no rule for (a character that is not itself a piece, or a
+// byte/control/unknown piece); a BPE merge listed twice or whose parts or result are not
+// normal pieces; a non-finite score on a mergeable SPM piece.
 //
 // Limits (the file is still written): text containing U+2581 encodes as a space when
 // vocab.space_marker is not U+2581 (llama2.c's ' '), as SentencePiece itself does; equal

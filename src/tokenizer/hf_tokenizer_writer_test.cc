@@ -7,13 +7,16 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nibble/error.h"
@@ -222,6 +225,25 @@ TEST(HfTokenizerWriterTest, RoundTripEverySpacePrefixAndPreTokenizer) {
   ExpectRoundTrip(SmallSpm());
 }
 
+TEST(HfTokenizerWriterTest, RoundTripScoresOutOfIdOrder) {
+  // The vocabularies above score their pieces in id order, so sorting merges by id would
+  // pass too. Here the normal pieces' scores are reversed (longer, later pieces merge
+  // first) and then shuffled with a fixed seed: merges must follow the scores.
+  Vocab reversed = ReadTok512Bin();
+  std::vector<size_t> normal;
+  for (size_t i = 0; i < reversed.pieces.size(); ++i) {
+    if (reversed.types[i] == TokenType::kNormal) normal.push_back(i);
+  }
+  for (size_t i = 0; i < normal.size() / 2; ++i)
+    std::swap(reversed.scores[normal[i]], reversed.scores[normal[normal.size() - 1 - i]]);
+  ExpectRoundTrip(reversed);
+  Vocab shuffled = ReadTok512Bin();
+  std::mt19937 rng(20240613);
+  for (size_t i = normal.size() - 1; i > 0; --i)
+    std::swap(shuffled.scores[normal[i]], shuffled.scores[normal[rng() % (i + 1)]]);
+  ExpectRoundTrip(shuffled);
+}
+
 TEST(HfTokenizerWriterTest, RoundTripSpecialsOnBothFiles) {
   // EOS appended, pad and an unk that is a control token: the template carries BOS/EOS,
   // tokenizer_config.json the ids that are not added.
@@ -277,6 +299,73 @@ TEST(HfTokenizerWriterTest, DeterministicAndValidJson) {
     }
   }
   EXPECT_EQ(merges.size(), splits);
+}
+
+// Reports the first differing entry of two JSON arrays or objects.
+void ExpectSameEntries(const json& got, const json& want, const std::string& what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  if (want.is_object()) {
+    for (const auto& [key, value] : want.items()) {
+      if (!got.contains(key) || got.at(key) != value) {
+        ADD_FAILURE() << what << "[\"" << key << "\"]: " << (got.contains(key) ? got.at(key).dump() : "missing")
+                      << " vs " << value;
+        return;
+      }
+    }
+    return;
+  }
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    if (got[i] != want[i]) {
+      ADD_FAILURE() << what << "[" << i << "]: " << got[i] << " vs " << want[i];
+      return;
+    }
+  }
+}
+
+// The goldens were written by `tokenizers` 0.23.3 / transformers 5.23.0 (the SPM ones from
+// tok512.model through SentencePieceExtractor): the writer's sections must equal theirs,
+// merges included, except the post-processor's pair template, which the golden script
+// set by hand, and Llama 3's (Sequence[ByteLevel, TemplateProcessing] in the real file).
+TEST(HfTokenizerWriterTest, SectionsEqualTokenizersOutput) {
+  const auto golden_json = [](const std::string& name) {
+    return json::parse(test::ReadFileText(test::Golden("tokenizer/" + name)));
+  };
+  const Vocab tok512 = VocabFromSentencePieceModel(test::SharedData("llama2c-stories260K/tok512.model"));
+  Vocab metaspace = tok512;
+  metaspace.space_prefix = SpacePrefix::kMetaspaceFirst;
+  const std::pair<const char*, Vocab> cases[] = {{"tok512_legacy.json", tok512},
+                                                 {"tok512_metaspace.json", metaspace},
+                                                 {"smollm2_style.json", Golden("smollm2_style.json")},
+                                                 {"llama3_style.json", Golden("llama3_style.json")}};
+  for (const auto& [name, vocab] : cases) {
+    SCOPED_TRACE(name);
+    const json want = golden_json(name);
+    const json got = json::parse(TokenizerJsonFromVocab(vocab));
+    for (const char* key : {"version", "truncation", "padding", "normalizer", "pre_tokenizer", "decoder"})
+      EXPECT_EQ(got.at(key), want.at(key)) << key;
+    // model: the large vocab and merges compared apart, so a failure names one entry.
+    json got_model = got.at("model"), want_model = want.at("model");
+    for (const char* key : {"vocab", "merges"}) {
+      ExpectSameEntries(got_model.at(key), want_model.at(key), key);
+      got_model.erase(key);
+      want_model.erase(key);
+    }
+    EXPECT_EQ(got_model, want_model);
+    ASSERT_EQ(got.at("added_tokens").size(), want.at("added_tokens").size());
+    for (size_t i = 0; i < want.at("added_tokens").size(); ++i) {
+      json a = want.at("added_tokens")[i];
+      a["normalized"] = false;  // nibble matches added tokens in the raw text
+      EXPECT_EQ(got.at("added_tokens")[i], a);
+    }
+    if (std::string(name) == "smollm2_style.json") {
+      EXPECT_EQ(got.at("post_processor"), want.at("post_processor"));
+    } else {
+      const json& template_got = std::string(name) == "llama3_style.json" ? got.at("post_processor").at("processors")[1]
+                                                                          : got.at("post_processor");
+      EXPECT_EQ(template_got.at("single"), want.at("post_processor").at("single"));
+      EXPECT_EQ(template_got.at("special_tokens"), want.at("post_processor").at("special_tokens"));
+    }
+  }
 }
 
 TEST(HfTokenizerWriterTest, TokenizerConfig) {
