@@ -55,15 +55,32 @@ void DequantizeRange(const QTensor& q, int64_t begin, int64_t end, float* out) {
   const int64_t B = q.blocksize, b0 = begin / B, b1 = (end - 1) / B + 1;
   std::vector<float> s(static_cast<size_t>(b1 - b0));
   q.BlockScales(b0, b1, s.data());
-  if (q.format->code_bits == 4) {
-    const float* lut = q.format->lut;
-    for (int64_t i = begin; i < end; ++i) out[i - begin] = lut[Code4At(q.codes.data(), i)] * s[i / B - b0];
-  } else if (q.format->has_zero_point) {
-    for (int64_t i = begin; i < end; ++i)
-      out[i - begin] = (static_cast<float>(static_cast<int8_t>(q.codes[i])) + q.zeros[i / B]) * s[i / B - b0];
-  } else {
-    for (int64_t i = begin; i < end; ++i)
-      out[i - begin] = static_cast<float>(static_cast<int8_t>(q.codes[i])) * s[i / B - b0];
+  // Block by block (no division per element); same products as the Ref formulas.
+  for (int64_t b = b0, i = begin; b < b1; ++b) {
+    const int64_t stop = std::min(end, (b + 1) * B);
+    const float sb = s[b - b0];
+    if (q.format->code_bits == 4) {
+      const float* lut = q.format->lut;
+      const uint8_t* codes = q.codes.data();
+      if (i < stop && (i & 1)) {
+        out[i - begin] = lut[codes[i >> 1] & 0xF] * sb;
+        ++i;
+      }
+      for (; i + 1 < stop; i += 2) {
+        const uint8_t c = codes[i >> 1];
+        out[i - begin] = lut[c >> 4] * sb;
+        out[i + 1 - begin] = lut[c & 0xF] * sb;
+      }
+      if (i < stop) {
+        out[i - begin] = lut[codes[i >> 1] >> 4] * sb;
+        ++i;
+      }
+    } else if (q.format->has_zero_point) {
+      const float z = q.zeros[b];
+      for (; i < stop; ++i) out[i - begin] = (static_cast<float>(static_cast<int8_t>(q.codes[i])) + z) * sb;
+    } else {
+      for (; i < stop; ++i) out[i - begin] = static_cast<float>(static_cast<int8_t>(q.codes[i])) * sb;
+    }
   }
 }
 
