@@ -54,6 +54,10 @@ struct BlockwiseTraits {
   // x: [n] f32 -> codes: [CodeBytes(n)], scales: [NumBlocks(n, B)] f32, zeros: same or nullptr.
   void (*quantize_ref)(const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* scales,
                        float* zeros) noexcept;
+  // The same result as quantize_ref, bit for bit, through Highway where the format has
+  // a vector body (NF4, FP4); equal to quantize_ref otherwise.
+  void (*quantize)(const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* scales,
+                   float* zeros) noexcept;
   // codes/scales/zeros as above -> out: [n] f32.
   void (*dequantize_ref)(const uint8_t* codes, const float* scales, const float* zeros, int64_t n, int64_t blocksize,
                          float* out) noexcept;

@@ -4,12 +4,16 @@
 // match an f64 product of the dequantized weights, odd sizes work and bad sizes throw.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
 
 #include "core/float_convert.h"
+#include "hwy/targets.h"
+#include "quant/formats/fp4/fp4.h"
+#include "quant/formats/nf4/nf4.h"
 #include "nibble/error.h"
 #include "quant/qgemv.h"
 #include "quant/qlinear.h"
@@ -156,6 +160,82 @@ TEST(BlockwiseRegistry, GemvMatchesF64OfDequantized) {
               ASSERT_NEAR(yl[i * N + n], exact, tol) << MethodName(m) << " QLinear M=" << M;
             }
         }
+      }
+    }
+  }
+}
+
+// Restores Highway's normal target choice when a test that pins targets ends.
+class TargetPin {
+ public:
+  TargetPin() = default;
+  TargetPin(const TargetPin&) = delete;
+  TargetPin& operator=(const TargetPin&) = delete;
+  ~TargetPin() { hwy::SetSupportedTargetsForTest(0); }
+  void Pin(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+};
+
+// Every compiled Highway target (C7) against the scalar Ref: quantize bytes and absmax,
+// dequantized bits, and the GEMV within the f64 bound. Inputs hit every decision
+// threshold exactly and one ulp either side (block absmax 1, so s = x), hold an
+// all-zero block, -0.0, tiny values and a partial last block.
+TEST(BlockwiseRegistry, SimdEqualsRefOnEveryTarget) {
+  std::vector<float> x;
+  auto block_of = [&](std::vector<float> v) {
+    v.resize(64, 0.25f);
+    v[63] = 1.0f;  // absmax 1: the scaled value is x itself
+    x.insert(x.end(), v.begin(), v.end());
+  };
+  std::vector<float> edge;
+  for (int k = 0; k < 15; ++k) {
+    const float t = std::bit_cast<float>(nf4::kThresholdBits[k]);
+    for (float v : {t, std::nextafter(t, -2.0f), std::nextafter(t, 2.0f)}) edge.push_back(v);
+  }
+  for (int k = 0; k < 7; ++k) {
+    const float t = std::bit_cast<float>(fp4::kThresholdBits[k]);
+    for (float v : {t, -t, std::nextafter(t, 0.0f), std::nextafter(t, 2.0f), -std::nextafter(t, 2.0f)})
+      edge.push_back(v);
+  }
+  edge.insert(edge.end(), {-0.0f, 0.0f, 1e-30f, -1e-30f, -1.0f});
+  for (size_t i = 0; i < edge.size(); i += 60) block_of({edge.begin() + i, edge.begin() + std::min(edge.size(), i + 60)});
+  x.insert(x.end(), 64, 0.0f);  // all-zero block
+  const std::vector<float> r = Normal(64 * 40 + 37, 77, 0.02f);
+  x.insert(x.end(), r.begin(), r.end());  // ends in a partial block
+  const auto n = static_cast<int64_t>(x.size());
+  TargetPin pin;
+  for (const BlockwiseTraits* f : AllBlockwiseFormats()) {
+    SCOPED_TRACE(std::string(f->name));
+    const int64_t B = 64, nb = NumBlocks(n, B);
+    std::vector<uint8_t> ref_codes(static_cast<size_t>(CodeBytes(f->code_bits, n)));
+    std::vector<float> ref_scales(static_cast<size_t>(nb)), zeros(static_cast<size_t>(nb)), ref_out(x.size());
+    f->quantize_ref(x.data(), n, B, ref_codes.data(), ref_scales.data(), zeros.data());
+    f->dequantize_ref(ref_codes.data(), ref_scales.data(), zeros.data(), n, B, ref_out.data());
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      SCOPED_TRACE(hwy::TargetName(target));
+      pin.Pin(target);
+      Allocator alloc;
+      const QTensor q = QuantizeMatrix(alloc, x.data(), Shape{1, n}, DType::kF32, {.method = f->method, .blocksize = B}, 2);
+      ASSERT_EQ(std::vector<uint8_t>(q.codes.begin(), q.codes.end()), ref_codes);
+      ASSERT_EQ(std::vector<float>(q.scales.begin(), q.scales.end()), ref_scales);
+      std::vector<float> out(x.size());
+      DequantizeMatrix(q, out.data(), 2);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(F32Bits(out[i]), F32Bits(ref_out[i])) << i;
+    }
+  }
+  // The GEMV on every target: a [48, 256] NF4 / int8 weight, f32 and bf16 compute.
+  const std::vector<float> w = Normal(48 * 256, 3, 0.02f), xv = Normal(2 * 256, 4, 1.0f);
+  for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt8Absmax}) {
+    for (ComputeDtype c : {ComputeDtype::kF32, ComputeDtype::kBf16}) {
+      Allocator alloc;
+      const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{48, 256}, DType::kF32,
+                                       {.method = m, .blocksize = 64, .double_quant = m == QuantMethod::kNf4, .compute = c}, 1);
+      std::vector<float> ref(2 * 48), got(2 * 48);
+      QGemvRef(xv.data(), q, ref.data(), 2);
+      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+        SCOPED_TRACE(hwy::TargetName(target));
+        pin.Pin(target);
+        QGemv(2, xv.data(), q, got.data(), 2);
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-4) << MethodName(m) << " " << i;
       }
     }
   }

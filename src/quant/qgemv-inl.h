@@ -12,6 +12,7 @@
 
 #include "core/float_convert.h"
 #include "hwy/highway.h"
+#include "quant/lut16-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::HWY_NAMESPACE {
@@ -28,11 +29,7 @@ HWY_INLINE float Dot4Row(const float* HWY_RESTRICT lut, const uint8_t* HWY_RESTR
                          const float* HWY_RESTRICT xo, size_t K, size_t B) {
   const hn::ScalableTag<float> df;
   constexpr size_t N = hn::MaxLanes(df);
-#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-  constexpr bool kVector = false;
-#else
-  constexpr bool kVector = (N == 8 || N == 16);
-#endif
+  constexpr bool kVector = Lut16Vectorised(hn::ScalableTag<float>());
   float total = 0.0f;
   if constexpr (!kVector) {
     for (size_t b = 0; b < K / B; ++b) {
@@ -53,19 +50,9 @@ HWY_INLINE float Dot4Row(const float* HWY_RESTRICT lut, const uint8_t* HWY_RESTR
     const hn::RebindToSigned<decltype(df)> di;
     const hn::RebindToUnsigned<decltype(df)> du;
     const hn::Rebind<uint8_t, decltype(df)> du8;
-    const auto lut_lo = hn::LoadU(df, lut);
-    const auto lut_hi = N == 8 ? hn::LoadU(df, lut + 8) : lut_lo;
+    const Lut16<decltype(df)> table(df, lut);
     const auto mask = hn::Set(di, 0xF);
-    const auto seven = hn::Set(di, 7);
-    auto lookup = [&](hn::Vec<decltype(di)> idx) {
-      if constexpr (N == 16) {
-        return hn::TableLookupLanes(lut_lo, hn::IndicesFromVec(df, idx));
-      } else {
-        const auto lo = hn::TableLookupLanes(lut_lo, hn::IndicesFromVec(df, hn::And(idx, seven)));
-        const auto hi = hn::TableLookupLanes(lut_hi, hn::IndicesFromVec(df, hn::And(idx, seven)));
-        return hn::IfThenElse(hn::RebindMask(df, hn::Gt(idx, seven)), hi, lo);
-      }
-    };
+    auto lookup = [&](hn::Vec<decltype(di)> idx) { return table(df, idx); };
     auto round_bf16 = [&](hn::Vec<decltype(df)> v) {
       const auto bits = hn::BitCast(du, v);
       const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1));

@@ -11,6 +11,7 @@
 
 #include "core/float_convert.h"
 #include "nibble/error.h"
+#include "quant/blockwise4.h"
 #include "quant/formats/dynamic8/dynamic8.h"
 #include "quant/llm_int8/llm_int8.h"
 
@@ -130,7 +131,7 @@ QTensor QuantizeMatrix(Allocator& alloc, const float* w, const Shape& shape, DTy
   for (int64_t c = 0; c < nchunks; ++c) {
     const int64_t b0 = c * per_chunk, b1 = std::min(nb, b0 + per_chunk);
     const int64_t e0 = b0 * B, e1 = std::min(n, b1 * B);
-    f.quantize_ref(w + e0, e1 - e0, B, codes.data() + (f.code_bits == 4 ? e0 / 2 : e0), scales.data() + b0,
+    f.quantize(w + e0, e1 - e0, B, codes.data() + (f.code_bits == 4 ? e0 / 2 : e0), scales.data() + b0,
                    zeros.empty() ? nullptr : zeros.data() + b0);
   }
   q.codes = codes;
@@ -157,6 +158,24 @@ QTensor QuantizeMatrix(Allocator& alloc, const float* w, const Shape& shape, DTy
 
 void DequantizeMatrix(const QTensor& q, float* out, int num_threads) {
   const int64_t n = q.NumElems();
+  if (q.format != nullptr && q.format->code_bits == 4) {
+    // Chunks of whole blocks through the Highway body (quant/blockwise4.h).
+    const int64_t B = q.blocksize, nb = q.NumBlocks();
+    const int64_t per_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / B);
+    const int64_t nchunks = (nb + per_chunk - 1) / per_chunk;
+#pragma omp parallel num_threads(std::max(1, num_threads))
+    {
+      std::vector<float> s(static_cast<size_t>(per_chunk));
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < nchunks; ++c) {
+        const int64_t b0 = c * per_chunk, b1 = std::min(nb, b0 + per_chunk);
+        const int64_t e0 = b0 * B, e1 = std::min(n, b1 * B);
+        q.BlockScales(b0, b1, s.data());
+        DequantizeLut4(*q.format, q.codes.data() + e0 / 2, s.data(), e1 - e0, B, out + e0);
+      }
+    }
+    return;
+  }
   constexpr int64_t kChunk = int64_t{1} << 16;
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for num_threads(std::max(1, num_threads)) schedule(static)

@@ -42,6 +42,8 @@ extern const float kQuantMap[16];
 // The decision tree of §2.3 (sign first: s < 0 -> 8; NaN and -0.0 get sign 0).
 uint8_t SelectRef(float s) noexcept;
 void QuantizeRef(const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* absmax, float* zeros) noexcept;
+// Highway version of QuantizeRef (quant/blockwise4.h), bit-identical.
+void Quantize(const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* absmax, float* zeros) noexcept;
 void DequantizeRef(const uint8_t* codes, const float* absmax, const float* zeros, int64_t n, int64_t blocksize,
                    float* out) noexcept;
 
@@ -54,6 +56,7 @@ inline constexpr BlockwiseTraits kTraits = {
     .lut = kLut,
     .max_gap = kMaxGap,
     .quantize_ref = &QuantizeRef,
+    .quantize = &Quantize,
     .dequantize_ref = &DequantizeRef,
 };
 

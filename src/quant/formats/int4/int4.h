@@ -32,6 +32,7 @@ inline constexpr BlockwiseTraits kTraits = {
     .lut = kLut,
     .max_gap = 1.0 / 7.0,
     .quantize_ref = &QuantizeRef,
+    .quantize = &QuantizeRef,
     .dequantize_ref = &DequantizeRef,
 };
 

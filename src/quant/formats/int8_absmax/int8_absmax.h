@@ -28,6 +28,7 @@ inline constexpr BlockwiseTraits kTraits = {
     .lut = nullptr,
     .max_gap = 1.0 / 127.0,
     .quantize_ref = &QuantizeRef,
+    .quantize = &QuantizeRef,
     .dequantize_ref = &DequantizeRef,
 };
 

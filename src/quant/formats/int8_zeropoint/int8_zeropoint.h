@@ -29,6 +29,7 @@ inline constexpr BlockwiseTraits kTraits = {
     .lut = nullptr,
     .max_gap = 2.0 / 254.0,
     .quantize_ref = &QuantizeRef,
+    .quantize = &QuantizeRef,
     .dequantize_ref = &DequantizeRef,
 };
 

@@ -39,6 +39,8 @@ extern const float kLut[16];
 uint8_t SelectRef(float s) noexcept;
 // x: [n] f32 -> codes [ceil(n/2)], absmax [ceil(n/B)] (spec §2.2). zeros unused.
 void QuantizeRef(const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* absmax, float* zeros) noexcept;
+// Highway version of QuantizeRef (quant/blockwise4.h), bit-identical.
+void Quantize(const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* absmax, float* zeros) noexcept;
 void DequantizeRef(const uint8_t* codes, const float* absmax, const float* zeros, int64_t n, int64_t blocksize,
                    float* out) noexcept;
 
@@ -51,6 +53,7 @@ inline constexpr BlockwiseTraits kTraits = {
     .lut = kLut,
     .max_gap = kMaxGap,
     .quantize_ref = &QuantizeRef,
+    .quantize = &Quantize,
     .dequantize_ref = &DequantizeRef,
 };
 
