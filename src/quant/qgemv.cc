@@ -57,6 +57,8 @@ HWY_AFTER_NAMESPACE();
 #include <vector>
 
 #include "core/float_convert.h"
+#include "kernels/matmul_bf16.h"
+#include "quant/qgemv.h"
 #include "quant/llm_int8/llm_int8.h"
 
 namespace nibble::quant {
@@ -110,6 +112,25 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
     return;
   }
   const bool aligned = K % B == 0;
+  if (w.format->code_bits == 4 && aligned && B == 64 && w.compute == ComputeDtype::kBf16 &&
+      kernels::HasAvx512Bf16()) {
+    std::vector<uint16_t> xe(static_cast<size_t>(K / 2)), xo(static_cast<size_t>(K / 2));
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      for (int64_t j = 0; j < K / 2; ++j) {
+        xe[j] = F32ToBF16(xm[2 * j]);
+        xo[j] = F32ToBF16(xm[2 * j + 1]);
+      }
+      float* ym = y + m * N;
+#pragma omp parallel num_threads(threads)
+      {
+        std::vector<float> scale_buf(static_cast<size_t>(K / B));
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        quant::detail::Gemv4RowsBf16Avx512(&w, xe.data(), xo.data(), ym, N * t / nt, N * (t + 1) / nt, scale_buf.data());
+      }
+    }
+    return;
+  }
   if (w.format->code_bits == 4 && aligned && B % 32 == 0 && w.compute != ComputeDtype::kF16) {
     const bool bf16 = w.compute == ComputeDtype::kBf16;
     std::vector<float> xe(static_cast<size_t>(K / 2)), xo(static_cast<size_t>(K / 2));

@@ -1,0 +1,131 @@
+// Quantized-weight kernels at the shape, a 4096 x 14336 Linear (Llama-3-8B's
+// down_proj), N(0, 0.02) weights: the 4-bit GEMV (NF4, NF4 + double quant, FP4, bf16
+// compute), LLM.int8() and int8-absmax GEMV, NF4 quantize and dequantize. GEMV weights
+// are cold: the benchmark rotates through copies totalling >= 4x the 32 MiB L3, so each
+// call streams its weight from DRAM. Reports weight bytes/s (codes + scales) and
+// frac_bw, that rate over the read bandwidth probed in this run (C10).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "bench_util.h"
+#include "core/allocator.h"
+#include "hwy/aligned_allocator.h"
+#include "quant/qgemv.h"
+#include "quant/qtensor.h"
+
+namespace nibble::bench {
+namespace {
+
+constexpr int64_t kN = 4096, kK = 14336;
+constexpr size_t kL3Bytes = size_t{32} << 20;
+
+// N(0, 0.02) weights, generated once per process (58.7 M values).
+const std::vector<float>& Weights() {
+  static const std::vector<float> w = [] {
+    std::vector<float> v(static_cast<size_t>(kN * kK));
+    std::mt19937 rng(2024);
+    std::normal_distribution<float> d(0.0f, 0.02f);
+    for (float& x : v) x = d(rng);
+    return v;
+  }();
+  return w;
+}
+
+// `copies` independent QTensors with the same content in separate memory.
+struct ColdWeights {
+  Allocator alloc;
+  std::vector<std::unique_ptr<quant::QTensor>> q;
+};
+
+std::unique_ptr<ColdWeights> MakeCold(const quant::QuantizeSpec& spec) {
+  auto c = std::make_unique<ColdWeights>();
+  auto first = std::make_unique<quant::QTensor>(
+      quant::QuantizeMatrix(c->alloc, Weights().data(), Shape{kN, kK}, DType::kF32, spec, 2));
+  const size_t bytes = first->StorageBytes();
+  const size_t copies = std::max<size_t>(2, (4 * kL3Bytes + bytes - 1) / bytes);
+  c->q.push_back(std::move(first));
+  while (c->q.size() < copies) {
+    auto q = std::make_unique<quant::QTensor>(
+        quant::QuantizeMatrix(c->alloc, Weights().data(), Shape{kN, kK}, DType::kF32, spec, 2));
+    c->q.push_back(std::move(q));
+  }
+  return c;
+}
+
+void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto cold = MakeCold(spec);
+  auto x = hwy::AllocateAligned<float>(kK);
+  auto y = hwy::AllocateAligned<float>(kN);
+  Lcg lcg;
+  for (int64_t i = 0; i < kK; ++i) x[i] = lcg.Next();
+  size_t i = 0;
+  for (auto _ : state) {
+    quant::QGemv(threads, x.get(), *cold->q[i], y.get(), 1);
+    benchmark::ClobberMemory();
+    i = (i + 1) % cold->q.size();
+  }
+  const double bytes = static_cast<double>(cold->q[0]->StorageBytes());
+  const double iters = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(bytes * iters));
+  state.counters["frac_bw"] = benchmark::Counter(bytes * iters / ProbeBandwidth(threads), benchmark::Counter::kIsRate);
+  state.counters["copies"] = static_cast<double>(cold->q.size());
+  state.counters["bits_per_w"] = 8.0 * bytes / static_cast<double>(kN * kK);
+}
+
+void BM_GemvNf4(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64}); }
+void BM_GemvNf4DoubleQuant(benchmark::State& s) {
+  RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64, .double_quant = true});
+}
+void BM_GemvNf4Bf16Compute(benchmark::State& s) {
+  RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64, .compute = quant::ComputeDtype::kBf16});
+}
+void BM_GemvFp4(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kFp4, .blocksize = 64}); }
+void BM_GemvInt8Absmax(benchmark::State& s) {
+  RunGemv(s, {.method = quant::QuantMethod::kInt8Absmax, .blocksize = 0});
+}
+void BM_GemvLlmInt8(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kLlmInt8, .threshold = 6.0f}); }
+
+// Quantize / dequantize throughput on the same 58.7 M weights (235 MB of f32: DRAM).
+void BM_QuantizeNf4(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const std::vector<float>& w = Weights();
+  Allocator alloc;
+  for (auto _ : state) {
+    auto q = quant::QuantizeMatrix(alloc, w.data(), Shape{kN, kK}, DType::kF32,
+                                   {.method = quant::QuantMethod::kNf4, .blocksize = 64}, threads);
+    benchmark::DoNotOptimize(q.codes.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(w.size() * sizeof(float)) * state.iterations());  // f32 input
+}
+
+void BM_DequantizeNf4(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  Allocator alloc;
+  const quant::QTensor q = quant::QuantizeMatrix(alloc, Weights().data(), Shape{kN, kK}, DType::kF32,
+                                                 {.method = quant::QuantMethod::kNf4, .blocksize = 64}, 2);
+  std::vector<float> out(static_cast<size_t>(kN * kK));
+  for (auto _ : state) {
+    quant::DequantizeMatrix(q, out.data(), threads);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(kN * kK * state.iterations());                                   // elements/s
+  state.SetBytesProcessed(static_cast<int64_t>(out.size() * sizeof(float)) * state.iterations());  // f32 output
+}
+
+// Arg: threads.
+BENCHMARK(BM_GemvNf4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4DoubleQuant)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4Bf16Compute)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvFp4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvInt8Absmax)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvLlmInt8)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_QuantizeNf4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_DequantizeNf4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+
+}  // namespace
+}  // namespace nibble::bench
