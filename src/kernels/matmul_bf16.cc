@@ -1,6 +1,6 @@
 // MatMulBf16: rounds the activations to bf16 once, then dispatches a whole column range
 // to the Highway tiles (matmul_bf16-inl.h) or the vdpbf16ps variant after a one-time
-// CPUID probe; OpenMP over the output columns; oneDNN (bf16 × bf16 → f32) for kAuto
+// CPUID probe (core/cpu_features.h); OpenMP over the output columns; oneDNN (bf16 × bf16 → f32) for kAuto
 // prompts of >= kOnednnMinRowsBf16 rows (gemm_onednn.h); the double-accumulating reference.
 #include "kernels/matmul_bf16.h"
 
@@ -10,13 +10,10 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/cpu_features.h"
 #include "core/float_convert.h"
 #include "kernels/convert.h"
 #include "kernels/gemm_onednn.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul_bf16.cc"
@@ -48,27 +45,6 @@ namespace {
 constexpr size_t kMinParallelMacs = size_t{1} << 16;
 constexpr size_t kColumnAlign = 16;
 
-bool ProbeAvx512Bf16() {
-#if defined(__x86_64__) || defined(__i386__)
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-  if ((ecx & (1u << 27)) == 0) return false;  // OSXSAVE: xgetbv is usable
-  uint32_t xcr0_lo = 0, xcr0_hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  // XCR0 bits 1, 2 (xmm, ymm), 5 (opmask), 6 (zmm0-15 upper halves), 7 (zmm16-31).
-  constexpr uint32_t kZmmState = (1u << 1) | (1u << 2) | (1u << 5) | (1u << 6) | (1u << 7);
-  if ((xcr0_lo & kZmmState) != kZmmState) return false;
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-  constexpr uint32_t kF_Bw_Vl = (1u << 16) | (1u << 30) | (1u << 31);  // AVX512F, BW, VL
-  if ((ebx & kF_Bw_Vl) != kF_Bw_Vl) return false;
-  if (eax < 1) return false;  // subleaf 1 absent
-  if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
-  return (eax & (1u << 5)) != 0;  // AVX512_BF16
-#else
-  return false;
-#endif
-}
-
 // Splits [0, N) into kColumnAlign-multiple blocks over the threads and runs `range` on each.
 template <class Range>
 void ForColumnBlocks(int num_threads, size_t M, size_t N, size_t K, const Range& range) {
@@ -88,8 +64,7 @@ void ForColumnBlocks(int num_threads, size_t M, size_t N, size_t K, const Range&
 }  // namespace
 
 bool HasAvx512Bf16() noexcept {
-  static const bool has = ProbeAvx512Bf16();  // the one process-wide CPU probe (C6)
-  return has;
+  return CpuHasAvx512Bf16();  // the one process-wide CPU probe (core/cpu_features.h)
 }
 
 void MatMulBf16(int num_threads, const float* x, const uint16_t* w, float* y, size_t M, size_t N, size_t K,

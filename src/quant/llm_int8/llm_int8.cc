@@ -34,15 +34,63 @@ HWY_AFTER_NAMESPACE();
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "core/cpu_features.h"
 
 namespace nibble::quant::llm_int8 {
 
 HWY_EXPORT(RowsImpl);
 
+namespace {
+
+// NIBBLE_DISABLE_VNNI=1 forces the Highway path (benchmarks, tests of both paths).
+bool UseVnni() {
+  const char* off = std::getenv("NIBBLE_DISABLE_VNNI");
+  return CpuHasAvx512Vnni() && (off == nullptr || off[0] != '1');
+}
+
+// §5.4-§5.5 on int32 products: y[n] = f32(f32(f32(acc * sca) * scb[n]) * K8) + outliers.
+void Finish(const float* x, const int32_t* acc, float sca, const int32_t* outliers, int64_t num_outliers,
+            const int8_t* cb, const float* scb, int64_t K, float* y, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    float v = ((static_cast<float>(acc[n]) * sca) * scb[n]) * kK8;
+    for (int64_t o = 0; o < num_outliers; ++o) {
+      const int32_t k = outliers[o];
+      v += x[k] * ((static_cast<float>(cb[n * K + k]) * scb[n]) * kInv127);
+    }
+    y[n] = v;
+  }
+}
+
+}  // namespace
+
 void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K,
             float threshold, float* y) {
   const ActivationQuant q = QuantizeActivationsRef(x, M, K, threshold);
   const auto num_outliers = static_cast<int64_t>(q.outlier_cols.size());
+  if (UseVnni()) {
+    std::vector<uint8_t> abs_a(static_cast<size_t>(K));
+    std::vector<uint64_t> neg(static_cast<size_t>((K + 63) / 64));
+    std::vector<int32_t> acc(static_cast<size_t>(N));
+    for (int64_t m = 0; m < M; ++m) {
+      const int8_t* a = q.ca.data() + m * K;
+      std::fill(neg.begin(), neg.end(), 0);
+      for (int64_t k = 0; k < K; ++k) {
+        abs_a[k] = static_cast<uint8_t>(a[k] < 0 ? -a[k] : a[k]);
+        if (a[k] < 0) neg[k / 64] |= uint64_t{1} << (k % 64);
+      }
+#pragma omp parallel num_threads(std::max(1, num_threads))
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+        detail::Int8DotRowsVnni(abs_a.data(), neg.data(), cb, K, acc.data(), n0, n1);
+        Finish(x + m * K, acc.data(), q.sca[m], q.outlier_cols.data(), num_outliers, cb, scb, K, y + m * N, n0, n1);
+      }
+    }
+    return;
+  }
   for (int64_t m = 0; m < M; ++m) {
 #pragma omp parallel num_threads(std::max(1, num_threads))
     {

@@ -41,4 +41,12 @@ void MatMulRef(const float* x, int64_t M, const int8_t* cb, const float* scb, in
 void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K,
             float threshold, float* y);
 
+namespace detail {
+// acc[n] = sum_k a[k] * cb[n, k] for n in [n0, n1) through vpdpbusd, with a given as
+// abs_a: [K] |a| and neg: [ceil(K/64)] bit k%64 of word k/64 set where a[k] < 0.
+// Precondition: CpuHasAvx512Vnni(); cb codes in -127..127.
+void Int8DotRowsVnni(const uint8_t* abs_a, const uint64_t* neg, const int8_t* cb, int64_t K, int32_t* acc, int64_t n0,
+                     int64_t n1) noexcept;
+}  // namespace detail
+
 }  // namespace nibble::quant::llm_int8

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# ggml (llama.cpp's CPU backend) on nibble's 4-bit shapes: Q4_0 / IQ4_NL / Q8_0 GEMV on a cold
+# 4096 x 14336 weight at 1 and 2 threads (plain and CPU_REPACK layouts), to_float and
+# ggml_quantize_chunk throughput, and a same-run read-bandwidth probe (bench/peers/ggml_quant_bench.c).
+# llama.cpp comes from the llama-cpp-python sdist (vendor/llama.cpp), fetched with pip; everything
+# lands in build/peers/ (ignored by git) and is reused on the next run.
+# Env: LLAMA_CPP_PYTHON_VERSION (default 0.3.36; the newest sdist if that one is not on PyPI),
+#      REPS (GEMV calls per case, default 100), COPIES (weight copies, default 6),
+#      QUIET_WAIT_S (wait up to this long for the other cores to go idle first, default 300).
+# Output: build/peers/ggml_quant_bench.json (stderr of the run in ggml_quant_bench.log).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+peers="$root/build/peers"
+want="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+mkdir -p "$peers/src"
+# Keep git from walking up into nibble's own repository (ggml's CMake asks git for its commit).
+export GIT_CEILING_DIRECTORIES="$peers"
+
+if [[ -x "$root/build/venv/bin/python" ]]; then py="$root/build/venv/bin/python"; else py=python3; fi
+
+# 1. Source: the sdist, downloaded once.
+sdist="$(ls "$peers"/src/llama_cpp_python-"$want".tar.gz 2>/dev/null || true)"
+if [[ -z "$sdist" ]]; then
+  if ! "$py" -m pip download --no-binary :all: --no-deps "llama-cpp-python==$want" -d "$peers/src" >&2; then
+    echo "llama-cpp-python==$want not available; taking the newest sdist" >&2
+    "$py" -m pip download --no-binary :all: --no-deps llama-cpp-python -d "$peers/src" >&2
+  fi
+  sdist="$(ls -t "$peers"/src/llama_cpp_python-*.tar.gz | head -1)"
+fi
+version="$(basename "$sdist" .tar.gz)"; version="${version#llama_cpp_python-}"
+srcdir="$peers/llama_cpp_python-$version"
+[[ -d "$srcdir/vendor/llama.cpp/ggml" ]] || tar -xzf "$sdist" -C "$peers"
+llama="$srcdir/vendor/llama.cpp"
+# The sdist carries llama.cpp's git metadata; the CHANGELOG names the commit as well.
+commit="$(git -C "$llama" rev-parse HEAD 2>/dev/null || true)"
+if [[ -z "$commit" ]]; then
+  commit="$(grep -m1 -o 'llama.cpp@[0-9a-f]*' "$srcdir/CHANGELOG.md" | cut -d@ -f2 || echo unknown)"
+fi
+
+# 2. ggml, static, through llama.cpp's top-level CMake (the ggml/ folder alone lacks ggml.pc.in).
+build="$peers/ggml-build"
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  nice -n 10 cmake -S "$llama" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
+    -DGGML_CCACHE=ON -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF >&2
+fi
+nice -n 10 cmake --build "$build" -j2 --target ggml ggml-base ggml-cpu >&2
+libs=("$build/ggml/src/libggml.a" "$build/ggml/src/libggml-cpu.a" "$build/ggml/src/libggml-base.a")
+
+# 3. The benchmark program.
+bench_src="$root/bench/peers/ggml_quant_bench.c"
+bench="$peers/ggml_quant_bench"
+if [[ ! -x "$bench" || "$bench_src" -nt "$bench" || "${libs[0]}" -nt "$bench" || "${libs[1]}" -nt "$bench" ||
+      "${libs[2]}" -nt "$bench" ]]; then
+  nice -n 10 gcc -O3 -march=native -fopenmp -std=gnu11 -Wall -Wextra -I"$llama/ggml/include" "$bench_src" \
+    -o "$bench" "${libs[@]}" -lstdc++ -lm -lpthread
+fi
+
+# 4. Wait (bounded) until other processes leave the cores idle: 2-thread figures on this
+#    2-core machine are meaningless otherwise. The JSON reports what was left (foreign_cores).
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+deadline=$((SECONDS + ${QUIET_WAIT_S:-300}))
+while :; do
+  b0=$(busy); sleep 5; b1=$(busy)
+  # jiffies at 100/s over 5 s: 50 = one core; under 0.2 cores is quiet enough
+  if (( b1 - b0 < 10 )); then break; fi
+  if (( SECONDS >= deadline )); then echo "other processes still busy ($((b1 - b0)) jiffies / 5 s); running anyway" >&2; break; fi
+  echo "waiting for idle cores ($((b1 - b0)) jiffies / 5 s busy)" >&2
+done
+
+out="$peers/ggml_quant_bench.json"
+"$bench" --reps "${REPS:-100}" --copies "${COPIES:-6}" --llama-cpp-commit "$commit" \
+  --source "llama-cpp-python==$version sdist (vendor/llama.cpp), GGML_NATIVE=ON Release static, gcc $(gcc -dumpfullversion)" \
+  >"$out.tmp" 2>"$peers/ggml_quant_bench.log"
+mv "$out.tmp" "$out"
+cat "$out"
