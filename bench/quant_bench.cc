@@ -41,24 +41,25 @@ struct ColdWeights {
   std::vector<std::unique_ptr<quant::QTensor>> q;
 };
 
-std::unique_ptr<ColdWeights> MakeCold(const quant::QuantizeSpec& spec) {
+// rows = kN: cold (copies >= 4x L3); rows < kN: one warm copy of the first `rows` rows.
+std::unique_ptr<ColdWeights> MakeCold(const quant::QuantizeSpec& spec, int64_t rows = kN) {
   auto c = std::make_unique<ColdWeights>();
   auto first = std::make_unique<quant::QTensor>(
-      quant::QuantizeMatrix(c->alloc, Weights().data(), Shape{kN, kK}, DType::kF32, spec, 2));
+      quant::QuantizeMatrix(c->alloc, Weights().data(), Shape{rows, kK}, DType::kF32, spec, 2));
   const size_t bytes = first->StorageBytes();
-  const size_t copies = std::max<size_t>(2, (4 * kL3Bytes + bytes - 1) / bytes);
+  const size_t copies = rows < kN ? 1 : std::max<size_t>(2, (4 * kL3Bytes + bytes - 1) / bytes);
   c->q.push_back(std::move(first));
   while (c->q.size() < copies) {
     auto q = std::make_unique<quant::QTensor>(
-        quant::QuantizeMatrix(c->alloc, Weights().data(), Shape{kN, kK}, DType::kF32, spec, 2));
+        quant::QuantizeMatrix(c->alloc, Weights().data(), Shape{rows, kK}, DType::kF32, spec, 2));
     c->q.push_back(std::move(q));
   }
   return c;
 }
 
-void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec) {
+void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec, int64_t rows = kN) {
   const int threads = static_cast<int>(state.range(0));
-  const auto cold = MakeCold(spec);
+  const auto cold = MakeCold(spec, rows);
   auto x = hwy::AllocateAligned<float>(kK);
   auto y = hwy::AllocateAligned<float>(kN);
   Lcg lcg;
@@ -74,7 +75,7 @@ void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes * iters));
   state.counters["frac_bw"] = benchmark::Counter(bytes * iters / ProbeBandwidth(threads), benchmark::Counter::kIsRate);
   state.counters["copies"] = static_cast<double>(cold->q.size());
-  state.counters["bits_per_w"] = 8.0 * bytes / static_cast<double>(kN * kK);
+  state.counters["bits_per_w"] = 8.0 * bytes / static_cast<double>(rows * kK);
 }
 
 void BM_GemvNf4(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64}); }
@@ -83,6 +84,11 @@ void BM_GemvNf4DoubleQuant(benchmark::State& s) {
 }
 void BM_GemvNf4Bf16Compute(benchmark::State& s) {
   RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64, .compute = quant::ComputeDtype::kBf16});
+}
+// Warm: 512 rows (3.7 MB NF4, L3-resident): the kernel's compute ceiling.
+void BM_GemvNf4Warm(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64}, 512); }
+void BM_GemvNf4Bf16ComputeWarm(benchmark::State& s) {
+  RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64, .compute = quant::ComputeDtype::kBf16}, 512);
 }
 void BM_GemvFp4(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kFp4, .blocksize = 64}); }
 void BM_GemvInt8Absmax(benchmark::State& s) {
@@ -121,6 +127,8 @@ void BM_DequantizeNf4(benchmark::State& state) {
 BENCHMARK(BM_GemvNf4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvNf4DoubleQuant)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvNf4Bf16Compute)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4Warm)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4Bf16ComputeWarm)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvFp4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvInt8Absmax)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvLlmInt8)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();

@@ -151,8 +151,12 @@ TEST(BnbGolden, RequantizingTheSameInputAgreesUpToDocumentedCases) {
       ++tie;
     }
     EXPECT_LE(tie, 2) << "exact-midpoint ties";
-    if (m == QuantMethod::kNf4) EXPECT_EQ(sign_of_zero, 0);
-    if (name.rfind("zero_block", 0) != 0) EXPECT_EQ(zero_block, 0);
+    if (m == QuantMethod::kNf4) {
+      EXPECT_EQ(sign_of_zero, 0);
+    }
+    if (name.rfind("zero_block", 0) != 0) {
+      EXPECT_EQ(zero_block, 0);
+    }
   }
 }
 

@@ -44,7 +44,8 @@ QuantizeReport Dequantize(const std::string& in, const std::string& out, const D
   r.in_file_bytes = src.file_bytes();
   const auto qc = api::QuantConfigFromSource(src);
   if (!qc) throw ConfigError(fmt::format("{}: not a quantized checkpoint (config.json has no quantization_config)", in));
-  const std::optional<DType> want = o.dtype == "auto" ? std::nullopt : std::optional<DType>(DequantDtype(o.dtype));
+  const bool keep_dtype = o.dtype == "auto";
+  const DType want = keep_dtype ? DType::kF32 : DequantDtype(o.dtype);
   model::LlamaConfig cfg = api::ConfigFromSource(src);
   std::map<std::string, const api::SourceTensor*, std::less<>> by_name;
   for (const api::SourceTensor& t : src.tensors()) by_name[t.name] = &t;
@@ -71,7 +72,7 @@ QuantizeReport Dequantize(const std::string& in, const std::string& out, const D
   for (const auto& [name, t] : by_name) {
     if (auto it = quantized.find(name); it != quantized.end()) {
       const quant::QTensor& q = it->second;
-      const DType dt = want.value_or(q.dtype);
+      const DType dt = keep_dtype ? q.dtype : want;
       torch_dtype = dt;
       std::vector<float> v(static_cast<size_t>(q.NumElems()));
       quant::DequantizeMatrix(q, v.data(), ctx.num_threads());
@@ -85,7 +86,7 @@ QuantizeReport Dequantize(const std::string& in, const std::string& out, const D
     } else if (consumed.count(name)) {
       continue;
     } else {
-      const DType dt = want && IsFloat(t->dtype) ? *want : t->dtype;
+      const DType dt = !keep_dtype && IsFloat(t->dtype) ? want : t->dtype;
       if (dt != t->dtype) {
         std::vector<float> v(static_cast<size_t>(t->shape.NumElems()));
         if (t->data.size() != DTypeBytes(t->dtype, v.size()))

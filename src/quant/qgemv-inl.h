@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/float_convert.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "quant/lut16-inl.h"
 
@@ -18,70 +19,136 @@ HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// One row of a 4-bit weight whose blocks align with the row (K % B == 0, B % 32 == 0).
-//   codes: [K/2] packed (element 2j high nibble); scales: [K/B] f32 block absmax
+// kR rows of a 4-bit weight whose blocks align with the rows (K % B == 0, B % 32 == 0),
+// processed together so each activation load serves kR rows and kR code streams are in
+// flight (the weights come from DRAM: more independent streams, better prefetching).
+//   codes[r]: [K/2] packed row (element 2j high nibble); scales[r]: [K/B] f32 block absmax
 //   xe, xo: [K/2] f32 the even / odd elements of x (deinterleaved once per GEMV)
-//   lut: [16] f32. kBf16: weights f32(lut * s) rounded to bf16; xe/xo already bf16-rounded.
-// Returns sum_k w_k x_k accumulated in f32.
-template <bool kBf16>
-HWY_INLINE float Dot4Row(const float* HWY_RESTRICT lut, const uint8_t* HWY_RESTRICT codes,
-                         const float* HWY_RESTRICT scales, const float* HWY_RESTRICT xe,
-                         const float* HWY_RESTRICT xo, size_t K, size_t B) {
+//   lut: [16] f32. kBf16: weights f32(lut * s) rounded to bf16 (RNE); xe/xo bf16-rounded.
+// out[r] = sum_k w_k x_k accumulated in f32 (kF32: each block's sum of lut·x, then · s).
+template <bool kBf16, size_t kR>
+HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* codes, const float* const* scales,
+                         const float* HWY_RESTRICT xe, const float* HWY_RESTRICT xo, size_t K, size_t B,
+                         float* out) {
   const hn::ScalableTag<float> df;
   constexpr size_t N = hn::MaxLanes(df);
   constexpr bool kVector = Lut16Vectorised(hn::ScalableTag<float>());
-  float total = 0.0f;
   if constexpr (!kVector) {
-    for (size_t b = 0; b < K / B; ++b) {
-      float acc = 0.0f;
-      const float s = scales[b];
-      for (size_t j = b * B / 2; j < (b + 1) * B / 2; ++j) {
-        float we = lut[codes[j] >> 4], wo = lut[codes[j] & 0xF];
-        if constexpr (kBf16) {
-          we = BF16ToF32(F32ToBF16(we * s));
-          wo = BF16ToF32(F32ToBF16(wo * s));
+    for (size_t r = 0; r < kR; ++r) {
+      float total = 0.0f;
+      for (size_t b = 0; b < K / B; ++b) {
+        float acc = 0.0f;
+        const float s = scales[r][b];
+        for (size_t j = b * B / 2; j < (b + 1) * B / 2; ++j) {
+          float we = lut[codes[r][j] >> 4], wo = lut[codes[r][j] & 0xF];
+          if constexpr (kBf16) {
+            we = BF16ToF32(F32ToBF16(we * s));
+            wo = BF16ToF32(F32ToBF16(wo * s));
+          }
+          acc += we * xe[j] + wo * xo[j];
         }
-        acc += we * xe[j] + wo * xo[j];
+        total += kBf16 ? acc : acc * s;
       }
-      total += kBf16 ? acc : acc * s;
+      out[r] = total;
     }
-    return total;
   } else {
     const hn::RebindToSigned<decltype(df)> di;
     const hn::RebindToUnsigned<decltype(df)> du;
     const hn::Rebind<uint8_t, decltype(df)> du8;
     const Lut16<decltype(df)> table(df, lut);
     const auto mask = hn::Set(di, 0xF);
-    auto lookup = [&](hn::Vec<decltype(di)> idx) { return table(df, idx); };
     auto round_bf16 = [&](hn::Vec<decltype(df)> v) {
       const auto bits = hn::BitCast(du, v);
       const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1));
       const auto r = hn::And(hn::Add(bits, hn::Add(lsb, hn::Set(du, 0x7FFF))), hn::Set(du, 0xFFFF0000u));
       return hn::BitCast(df, r);
     };
-    auto total_v = hn::Zero(df);
+    hn::Vec<decltype(df)> total[kR];
+    for (size_t r = 0; r < kR; ++r) total[r] = hn::Zero(df);
     for (size_t b = 0; b < K / B; ++b) {
-      auto acc0 = hn::Zero(df), acc1 = hn::Zero(df);
-      const auto s = hn::Set(df, scales[b]);
+      hn::Vec<decltype(df)> acc[kR], s[kR];
+      for (size_t r = 0; r < kR; ++r) {
+        acc[r] = hn::Zero(df);
+        s[r] = hn::Set(df, scales[r][b]);
+        hwy::Prefetch(codes[r] + b * B / 2 + 1024);  // ~16 blocks ahead in this row's stream
+      }
       for (size_t j = b * B / 2; j < (b + 1) * B / 2; j += N) {
-        const auto q = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(du8, codes + j)));
-        auto we = lookup(hn::ShiftRight<4>(q));
-        auto wo = lookup(hn::And(q, mask));
-        if constexpr (kBf16) {
-          we = round_bf16(hn::Mul(we, s));
-          wo = round_bf16(hn::Mul(wo, s));
+        const auto x0 = hn::LoadU(df, xe + j), x1 = hn::LoadU(df, xo + j);
+        for (size_t r = 0; r < kR; ++r) {
+          const auto q = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(du8, codes[r] + j)));
+          auto we = table(df, hn::ShiftRight<4>(q));
+          auto wo = table(df, hn::And(q, mask));
+          if constexpr (kBf16) {
+            we = round_bf16(hn::Mul(we, s[r]));
+            wo = round_bf16(hn::Mul(wo, s[r]));
+          }
+          acc[r] = hn::MulAdd(we, x0, acc[r]);
+          acc[r] = hn::MulAdd(wo, x1, acc[r]);
         }
-        acc0 = hn::MulAdd(we, hn::LoadU(df, xe + j), acc0);
-        acc1 = hn::MulAdd(wo, hn::LoadU(df, xo + j), acc1);
       }
-      if constexpr (kBf16) {
-        total_v = hn::Add(total_v, hn::Add(acc0, acc1));
-      } else {
-        total_v = hn::MulAdd(hn::Add(acc0, acc1), s, total_v);
-      }
+      for (size_t r = 0; r < kR; ++r)
+        total[r] = kBf16 ? hn::Add(total[r], acc[r]) : hn::MulAdd(acc[r], s[r], total[r]);
     }
-    return hn::GetLane(hn::SumOfLanes(df, total_v));
+    for (size_t r = 0; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r]));
   }
+}
+
+// Elements of x in the order Dot4RowsWide reads them: for each chunk of 8N elements
+// (N = f32 lanes), 8 planes of N floats, plane k lane l = x[chunk + 8l + e(k)] with
+// e = 1, 0, 3, 2, 5, 4, 7, 6 (nibble k of a little-endian 32-bit lane of codes is
+// element e(k) of that lane's 8). xp: [K] (K % 8N == 0).
+template <class DF>
+HWY_INLINE void PermuteForWide(DF df, const float* HWY_RESTRICT x, size_t K, float* HWY_RESTRICT xp) {
+  const size_t N = hn::Lanes(df);
+  for (size_t c = 0; c < K; c += 8 * N)
+    for (size_t k = 0; k < 8; ++k)
+      for (size_t l = 0; l < N; ++l) xp[c + k * N + l] = x[c + 8 * l + 2 * (k / 2) + (1 - k % 2)];
+}
+
+// The f32-compute 4-bit GEMV with one code load per 8N elements: each 32-bit lane holds
+// 8 codes; vpermps uses only an index's low 4 bits, so shifting the lanes right by 4k
+// yields the k-th nibble of every lane with no masking or widening. kR rows share each
+// activation plane. Preconditions: vector target, K % 8N == 0, and B % 8N == 0 or
+// (B == 64 and N == 16). xp from PermuteForWide. Same per-block scaling as Dot4Rows
+// (block sums of lut·x, then · absmax), in another summation order.
+template <size_t kR>
+HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const* codes, const float* const* scales,
+                             const float* HWY_RESTRICT xp, size_t K, size_t B, float* out) {
+  size_t log2_b = 0;  // B is a power of two (4-bit block sizes are)
+  while ((size_t{1} << log2_b) < B) ++log2_b;
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::RebindToSigned<decltype(df)> di;
+  constexpr size_t N = hn::MaxLanes(df);
+  const Lut16<decltype(df)> table(df, lut);
+  const size_t chunk = 8 * N;
+  const auto first_half = hn::FirstN(df, N / 2);
+  hn::Vec<decltype(df)> total[kR];
+  for (size_t r = 0; r < kR; ++r) total[r] = hn::Zero(df);
+  for (size_t c = 0; c < K; c += chunk) {
+    hn::Vec<decltype(df)> acc[kR];
+    const float* xc = xp + c;
+    for (size_t r = 0; r < kR; ++r) {
+      hwy::Prefetch(codes[r] + c / 2 + 1024);
+      const auto q = hn::LoadU(du, reinterpret_cast<const uint32_t*>(codes[r] + c / 2));
+      // Two chains per row (even / odd planes) halve the FMA latency chain.
+      auto a0 = hn::Mul(table(df, hn::BitCast(di, q)), hn::LoadU(df, xc));
+      auto a1 = hn::Mul(table(df, hn::BitCast(di, hn::ShiftRight<4>(q))), hn::LoadU(df, xc + N));
+      a0 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<8>(q))), hn::LoadU(df, xc + 2 * N), a0);
+      a1 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<12>(q))), hn::LoadU(df, xc + 3 * N), a1);
+      a0 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<16>(q))), hn::LoadU(df, xc + 4 * N), a0);
+      a1 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<20>(q))), hn::LoadU(df, xc + 5 * N), a1);
+      a0 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<24>(q))), hn::LoadU(df, xc + 6 * N), a0);
+      a1 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<28>(q))), hn::LoadU(df, xc + 7 * N), a1);
+      acc[r] = hn::Add(a0, a1);
+      // Lane l covers elements c + 8l .. c + 8l + 7: one block unless B == 64 < chunk.
+      const size_t b = c >> log2_b;
+      const auto s = B >= chunk ? hn::Set(df, scales[r][b])
+                                : hn::IfThenElse(first_half, hn::Set(df, scales[r][b]), hn::Set(df, scales[r][b + 1]));
+      total[r] = hn::MulAdd(acc[r], s, total[r]);
+    }
+  }
+  for (size_t r = 0; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r]));
 }
 
 // sum_k a[k] * b[k] for int8 a, b (exact int32, pmaddwd).

@@ -8,24 +8,67 @@
 #include "quant/qgemv-inl.h"
 #include "quant/qtensor.h"
 
+#include <vector>
+
 HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::HWY_NAMESPACE {
 
 // Rows [n0, n1) of y = W x for a row-aligned 4-bit W (K % B == 0, B % 32 == 0).
-// xe, xo: [K/2] deinterleaved x (bf16-rounded when bf16); scale_buf: [K/B] scratch.
+// xe, xo: [K/2] deinterleaved x (bf16-rounded when bf16); scale_buf: [4 * K/B] scratch.
 void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y, int64_t n0, int64_t n1, bool bf16,
                    float* scale_buf) {
   const auto K = static_cast<size_t>(w->cols()), B = static_cast<size_t>(w->blocksize);
   const size_t bpr = K / B;
-  for (int64_t n = n0; n < n1; ++n) {
-    const float* s = w->scales.data() + static_cast<size_t>(n) * bpr;
-    if (w->nested) {
-      w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf);
-      s = scale_buf;
+  constexpr size_t kR = 4;  // rows per pass (Dot4Rows)
+  const uint8_t* codes[kR];
+  const float* scales[kR];
+  auto setup = [&](int64_t n, size_t r) {
+    scales[r] = w->scales.data() + static_cast<size_t>(n) * bpr;
+    if (w->nested) {  // scale_buf holds kR rows of reconstructed absmax
+      w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf + r * bpr);
+      scales[r] = scale_buf + r * bpr;
     }
-    const uint8_t* codes = w->codes.data() + static_cast<size_t>(n) * K / 2;
-    y[n] = bf16 ? Dot4Row<true>(w->format->lut, codes, s, xe, xo, K, B)
-                : Dot4Row<false>(w->format->lut, codes, s, xe, xo, K, B);
+    codes[r] = w->codes.data() + static_cast<size_t>(n) * K / 2;
+  };
+  const float* lut = w->format->lut;
+  int64_t n = n0;
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  const hn::ScalableTag<float> df;
+  const size_t chunk = 8 * hn::Lanes(df);
+  if (!bf16 && K % chunk == 0 && (B % chunk == 0 || (B == 64 && chunk == 128)) && (B & (B - 1)) == 0) {
+    // Wide path: x re-ordered into planes once per call (per thread: K floats).
+    std::vector<float> x(K), xp(K);
+    for (size_t j = 0; j < K / 2; ++j) {
+      x[2 * j] = xe[j];
+      x[2 * j + 1] = xo[j];
+    }
+    PermuteForWide(df, x.data(), K, xp.data());
+    for (; n + static_cast<int64_t>(kR) <= n1; n += kR) {
+      for (size_t r = 0; r < kR; ++r) setup(n + static_cast<int64_t>(r), r);
+      Dot4RowsWide<kR>(lut, codes, scales, xp.data(), K, B, y + n);
+    }
+    for (; n < n1; ++n) {
+      setup(n, 0);
+      Dot4RowsWide<1>(lut, codes, scales, xp.data(), K, B, y + n);
+    }
+    return;
+  }
+#endif
+  for (; n + static_cast<int64_t>(kR) <= n1; n += kR) {
+    for (size_t r = 0; r < kR; ++r) setup(n + static_cast<int64_t>(r), r);
+    if (bf16) {
+      Dot4Rows<true, kR>(lut, codes, scales, xe, xo, K, B, y + n);
+    } else {
+      Dot4Rows<false, kR>(lut, codes, scales, xe, xo, K, B, y + n);
+    }
+  }
+  for (; n < n1; ++n) {
+    setup(n, 0);
+    if (bf16) {
+      Dot4Rows<true, 1>(lut, codes, scales, xe, xo, K, B, y + n);
+    } else {
+      Dot4Rows<false, 1>(lut, codes, scales, xe, xo, K, B, y + n);
+    }
   }
 }
 
@@ -143,7 +186,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
       float* ym = y + m * N;
 #pragma omp parallel num_threads(threads)
       {
-        std::vector<float> scale_buf(static_cast<size_t>(K / B));
+        std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
         HWY_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), ym, n0, n1, bf16, scale_buf.data());

@@ -119,9 +119,13 @@ NestedAbsmax CompressAbsmax(std::span<const float> absmax) {
 
 void ReconstructAbsmax(const float* map, const uint8_t* codes, const float* nested_absmax, float offset,
                        int64_t nested_blocksize, int64_t begin, int64_t end, float* out) noexcept {
-  for (int64_t j = begin; j < end; ++j) {
-    const float scaled = map[codes[j]] * nested_absmax[j / nested_blocksize];  // rounded once ...
-    out[j - begin] = scaled + offset;                                          // ... then the add
+  for (int64_t j = begin; j < end;) {  // one nested block at a time: no division per element
+    const int64_t stop = std::min(end, (j / nested_blocksize + 1) * nested_blocksize);
+    const float na = nested_absmax[j / nested_blocksize];
+    for (; j < stop; ++j) {
+      const float scaled = map[codes[j]] * na;  // rounded once ...
+      out[j - begin] = scaled + offset;         // ... then the add
+    }
   }
 }
 
