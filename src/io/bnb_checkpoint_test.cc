@@ -132,7 +132,9 @@ TEST(BnbCheckpoint, Tv6Int8FileAndWeightFormat) {
   std::vector<std::vector<uint8_t>> strings;
   AppendQuantizedTensors("P", q, tensors, strings);
   for (const auto& t : tensors) {
-    if (t.name == "P.weight_format") EXPECT_EQ(t.shape.rank(), 0);
+    if (t.name == "P.weight_format") {
+      EXPECT_EQ(t.shape.rank(), 0);
+    }
   }
   for (int variant = 0; variant < 3; ++variant) {  // weight_format 0, absent, 2
     std::vector<SafetensorsWriteTensor> v;
