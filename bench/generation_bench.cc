@@ -1,4 +1,4 @@
-// End-to-end speed of a Llama GGUF named by env NIBBLE_BENCH_MODEL, as llama-bench measures
+// End-to-end speed of a Llama model (GGUF, or an HF directory, quantized ones included) named by env NIBBLE_BENCH_MODEL, as llama-bench measures
 // it: pp512 (one batched Forward of 512 tokens) and tg128 (128 one-token Forwards after an
 // 8-token prompt), at 1 and 2 threads. Reports tokens/s and, for tg, the memory roofline.
 #include <benchmark/benchmark.h>
@@ -42,11 +42,17 @@ struct BenchModel {
 // are left out: the figure is the weights' roofline.
 double WeightBytesPerToken(const model::LlamaModel& m) {
   const model::LlamaWeights& w = m.weights();
-  double bytes = static_cast<double>(w.Classifier(m.config()).NumBytes());
+  // Quantized roles (QuantizedRoles) count their codes and scales; dense views their bytes.
+  const bool tied = m.config().tie_word_embeddings;
+  double bytes = !tied && w.lm_head_q != nullptr ? static_cast<double>(w.lm_head_q->StorageBytes())
+                                                  : static_cast<double>(w.Classifier(m.config()).NumBytes());
   bytes += static_cast<double>(w.embed.NumBytes()) / static_cast<double>(w.embed.shape[0]);
-  for (const model::LlamaLayerWeights& l : w.layers)
-    for (const ConstTensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      bytes += static_cast<double>(t->NumBytes());
+  for (const model::LlamaLayerWeights& l : w.layers) {
+    const ConstTensorView* dense[] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
+    const quant::QTensor* q[] = {l.q.wq, l.q.wk, l.q.wv, l.q.wo, l.q.w_gate, l.q.w_up, l.q.w_down};
+    for (size_t i = 0; i < 7; ++i)
+      bytes += q[i] != nullptr ? static_cast<double>(q[i]->StorageBytes()) : static_cast<double>(dense[i]->NumBytes());
+  }
   return bytes;
 }
 
