@@ -23,13 +23,18 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128  // the vector targets (Lut16Vectorised)
 
-// NF4 code of each lane: the number of the 15 thresholds below s (NaN -> 0).
-template <class DF, class V>
-HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> SelectNf4(DF df, V s) {
+// NF4 code of each lane: the number of the 15 thresholds below s, found by the binary
+// search of the CUDA kernel's decision tree (T[7], then T[3] or T[11], ...) with the
+// thresholds in a register table: 4 lookups, compares and masked adds instead of 15
+// compares. Equal to the counting rule for every non-NaN s; NaN fails every compare: 0.
+template <class DF, class L, class V>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> SelectNf4(DF df, const L& thresholds, V s) {
   const hn::RebindToSigned<DF> di;
-  auto c = hn::Zero(di);
-  for (int k = 0; k < 15; ++k)  // mask lanes are all-ones (-1): subtracting counts them
-    c = hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Gt(s, hn::Set(df, nf4::Threshold(k))))));
+  auto c = hn::IfThenElseZero(hn::RebindMask(di, hn::Gt(s, hn::Set(df, nf4::Threshold(7)))), hn::Set(di, 8));
+  for (int step : {4, 2, 1}) {
+    const auto t = thresholds(df, hn::Add(c, hn::Set(di, step - 1)));
+    c = hn::Add(c, hn::IfThenElseZero(hn::RebindMask(di, hn::Gt(s, t)), hn::Set(di, step)));
+  }
   return c;
 }
 
@@ -57,6 +62,10 @@ void Quantize4BlocksImpl(bool fp4, const float* HWY_RESTRICT x, int64_t nblocks,
   const hn::RebindToSigned<decltype(df)> di;
   const hn::Rebind<uint8_t, decltype(di)> du8;
   const size_t N = hn::Lanes(df);
+  float table[16];  // T[0..14], then +inf (index 15 is never looked up)
+  for (int k = 0; k < 15; ++k) table[k] = nf4::Threshold(k);
+  table[15] = hwy::HighestValue<float>();
+  const Lut16<decltype(df)> thresholds(df, table);
   for (int64_t b = 0; b < nblocks; ++b) {
     const float* xb = x + b * B;
     auto m = hn::Zero(df);
@@ -68,8 +77,8 @@ void Quantize4BlocksImpl(bool fp4, const float* HWY_RESTRICT x, int64_t nblocks,
     for (int64_t j = 0; j < B; j += static_cast<int64_t>(2 * N)) {
       const auto s0 = hn::Mul(hn::LoadU(df, xb + j), inv);
       const auto s1 = hn::Mul(hn::LoadU(df, xb + j + static_cast<int64_t>(N)), inv);
-      const auto c0 = fp4 ? SelectFp4(df, s0) : SelectNf4(df, s0);
-      const auto c1 = fp4 ? SelectFp4(df, s1) : SelectNf4(df, s1);
+      const auto c0 = fp4 ? SelectFp4(df, s0) : SelectNf4(df, thresholds, s0);
+      const auto c1 = fp4 ? SelectFp4(df, s1) : SelectNf4(df, thresholds, s1);
       // Elements j, j+2, ... in the high nibble, j+1, j+3, ... in the low one.
       const auto bytes = hn::Or(hn::ShiftLeft<4>(hn::ConcatEven(di, c1, c0)), hn::ConcatOdd(di, c1, c0));
       hn::StoreU(hn::DemoteTo(du8, bytes), du8, out + j / 2);
