@@ -424,10 +424,24 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       };
       for (const std::string& name : LinearWeightNames(m->config)) {
         const std::string prefix = name.substr(0, name.size() - std::string_view(".weight").size());
-        if (!io::IsQuantizedLinear(raw, prefix)) continue;
-        m->quantized.push_back(std::make_unique<quant::QTensor>(
-            io::ReadQuantizedLinear(raw, prefix, path, *m->quant_config, ctx.allocator())));
-        quantized[name] = m->quantized.back().get();
+        if (io::IsQuantizedLinear(raw, prefix)) {
+          m->quantized.push_back(std::make_unique<quant::QTensor>(
+              io::ReadQuantizedLinear(raw, prefix, path, *m->quant_config, ctx.allocator())));
+          quantized[name] = m->quantized.back().get();
+        } else if (m->quant_config->kind == io::QuantizationConfig::Kind::kBnb8bit &&
+                   m->quant_config->llm_int8_has_fp16_weight && by_hf_name.count(name) &&
+                   !io::SkippedModule(prefix, m->quant_config->llm_int8_skip_modules.value_or(
+                                                  std::vector<std::string>{"lm_head"}))) {
+          // llm_int8_has_fp16_weight (spec §5.6): the checkpoint keeps 16-bit weights and
+          // bitsandbytes quantizes them to CB/SCB when the layer runs; nibble does it at load.
+          std::vector<Tensor> tmp;
+          const ConstTensorView w = F32View(*by_hf_name[name], path, ctx, tmp);
+          m->quantized.push_back(std::make_unique<quant::QTensor>(quant::QuantizeMatrix(
+              ctx.allocator(), static_cast<const float*>(w.data), w.shape, by_hf_name[name]->dtype,
+              {.method = quant::QuantMethod::kLlmInt8, .threshold = static_cast<float>(m->quant_config->llm_int8_threshold)},
+              ctx.num_threads())));
+          quantized[name] = m->quantized.back().get();
+        }
       }
     }
     const model::QuantizedLookup qlookup = [&](std::string_view name) -> const quant::QTensor* {

@@ -61,15 +61,6 @@ DType ParseOutDtype(std::string_view s, std::string_view what) {
   throw ConfigError(fmt::format("{}: expected auto, f32, bf16 or f16, got \"{}\"", what, s));
 }
 
-bool Skipped(std::string_view module, const std::vector<std::string>& skip) {
-  for (const std::string& p : skip) {
-    if (module == p || (module.size() > p.size() && module.ends_with(p) && module[module.size() - p.size() - 1] == '.') ||
-        (module.starts_with(p) && module.size() > p.size() && module[p.size()] == '.'))
-      return true;
-  }
-  return false;
-}
-
 struct OutTensor {
   std::string name;
   DType dtype;
@@ -180,7 +171,7 @@ QuantizeReport Quantize(const std::string& in, const std::string& out, const Qua
   if (!export_only) {
     for (const std::string& name : api::LinearWeightNames(cfg)) {
       const std::string module = name.substr(0, name.size() - 7);
-      if (by_name.count(name) && !Skipped(module, o.skip_modules)) quantize_it[name] = true;
+      if (by_name.count(name) && !io::SkippedModule(module, o.skip_modules)) quantize_it[name] = true;
     }
   }
   const bool meta_rope = cfg.rope_layout == kernels::RopeLayout::kAdjacentPairs;

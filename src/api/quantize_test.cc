@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_loader.h"
+#include "io/bnb_checkpoint.h"
 #include "io/safetensors.h"
 #include "nibble/error.h"
 #include "nibble/quantize.h"
@@ -133,6 +134,41 @@ TEST(Quantize, EveryMethodLoadsBackWithItsQuantizedWeights) {
       EXPECT_LT(dd, 2e-3);
     }
   }
+}
+
+// llm_int8_has_fp16_weight (spec §5.6): 16-bit weights in the file, quantized to CB/SCB
+// when loaded: the same logits as the checkpoint `quantize --method int8` wrote.
+TEST(Quantize, LlmInt8HasFp16WeightQuantizesAtLoad) {
+  test::TempDir dir;
+  const std::string src = test::SharedData("llama2c-stories260K/stories260K.bin");
+  QuantizeOptions none;
+  none.method = "none";
+  Quantize(src, dir.File("plain"), none);
+  nlohmann::json cfg = nlohmann::json::parse(test::ReadFileText(dir.File("plain/config.json")));
+  cfg["quantization_config"] = {{"quant_method", "bitsandbytes"},      {"load_in_8bit", true},
+                                {"llm_int8_has_fp16_weight", true},   {"llm_int8_threshold", 6.0},
+                                {"llm_int8_skip_modules", nullptr}};
+  const std::string text = cfg.dump(2);
+  test::WriteFileBytes(dir.File("plain/config.json"), std::vector<uint8_t>(text.begin(), text.end()));
+  QuantizeOptions int8;
+  int8.method = "int8";
+  Quantize(src, dir.File("int8"), int8);
+  ExecContext ctx(2);
+  api::LoadOptions lo;
+  lo.load_tokenizer = false;
+  EXPECT_EQ(api::LoadModel(dir.File("plain"), lo, ctx)->quantized.size(), 35u);
+  const std::vector<float> a = Logits(dir.File("plain")), b = Logits(dir.File("int8"));
+  EXPECT_EQ(MaxDiff(a, b), 0.0);
+}
+
+TEST(Quantize, SkipModulesMatching) {
+  const std::vector<std::string> skip = {"lm_head", "mlp.down_proj"};
+  EXPECT_TRUE(io::SkippedModule("lm_head", skip));
+  EXPECT_TRUE(io::SkippedModule("model.layers.3.mlp.down_proj", skip));
+  EXPECT_FALSE(io::SkippedModule("model.layers.3.mlp.up_proj", skip));
+  EXPECT_FALSE(io::SkippedModule("model.layers.3.xmlp.down_proj", skip));
+  EXPECT_TRUE(io::SkippedModule("lm_head.extra", skip));
+  EXPECT_FALSE(io::SkippedModule("lm_headx", skip));
 }
 
 TEST(Quantize, BadInputLeavesNothingBehind) {

@@ -441,6 +441,15 @@ void AppendQuantizedTensors(const std::string& p, const QTensor& q, std::vector<
   add(p + std::string(kNibbleState), DType::kU8, Shape{static_cast<int64_t>(json_bytes.size())}, json_bytes);
 }
 
+bool SkippedModule(std::string_view module, const std::vector<std::string>& skip) {
+  for (const std::string& p : skip) {
+    if (module == p) return true;
+    if (module.size() > p.size() && module.ends_with(p) && module[module.size() - p.size() - 1] == '.') return true;
+    if (module.size() > p.size() && module.starts_with(p) && module[p.size()] == '.') return true;
+  }
+  return false;
+}
+
 bool IsQuantizedLinear(const RawLookup& lookup, const std::string& p) {
   return lookup(p + std::string(kBnbStatePrefix) + "nf4") || lookup(p + std::string(kBnbStatePrefix) + "fp4") ||
          lookup(p + ".SCB") || lookup(p + std::string(kNibbleState));

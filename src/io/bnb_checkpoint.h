@@ -72,6 +72,10 @@ nlohmann::json QuantizationConfigToJson(const QuantizationConfig& c);
 // unknown compute dtype or quant type (each naming the key and value).
 QuantizationConfig ParseQuantizationConfig(const nlohmann::json& j, std::string_view where);
 
+// llm_int8_skip_modules matching: `module` (a dotted name without ".weight") is skipped
+// when it equals an entry, ends with "." + entry, or starts with entry + ".".
+bool SkippedModule(std::string_view module, const std::vector<std::string>& skip);
+
 // Appends the tensors of quantized Linear `prefix` (without ".weight") to `out`; the
 // spans point into `q` and into `strings` (JSON bytes and quant maps), which must
 // outlive the write.
