@@ -133,9 +133,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     ts = os.path.join(ROOT, "assets/tinystories-excerpt/tinystories_val_excerpt.txt")
+    # aidreams260K was trained on ~2,000 "AI dream" texts (not shipped) with a 128-token
+    # context: it is scored at ctx 128 on 24 of its own samples (temperature 1, fixed seeds).
+    aid = os.path.join(SHARED, "llama2c-aidreams260K/aidreams260K.bin")
+    aid_text = os.path.join(tempfile.gettempdir(), "nibble_aidreams_samples.txt")
+    with open(aid_text, "w") as f:
+        for seed in range(1, 25):
+            out = run([NIBBLE, "generate", "-m", aid, "-n", "120", "--temp", "1.0", "--top-k", "0", "--top-p", "1.0",
+                       "--min-p", "0", "--seed", str(seed)])
+            f.write(out.split("summary:")[0].strip() + "\n\n")
     models = [
         ("stories260K", os.path.join(ROOT, "assets/stories260K/stories260K.bin"), ts, 256, 0),
-        ("aidreams260K", os.path.join(SHARED, "llama2c-aidreams260K/aidreams260K.bin"), ts, 256, 0),
+        ("aidreams260K", aid, aid_text, 128, 0),
     ]
     if os.path.exists(args.smollm2):
         models.append(("SmolLM2-135M (Q4_1 source)", args.smollm2,
@@ -187,7 +196,7 @@ def main():
             svg_hist(os.path.join(ROOT, "docs/quality", svg), f"{mname}: quantization error of the Linear weights",
                      hist)
             lines += [f"## {mname}", "",
-                      f"Text `{os.path.relpath(text, os.path.dirname(ROOT))}`, ctx {ctx}"
+                      f"Text `{text.replace(ROOT + '/', '').replace(os.path.dirname(ROOT) + '/', '../')}`, ctx {ctx}"
                       + (f", first {windows} windows" if windows else "") + f", f32 PPL {rows[0]['ppl_base']:.4f}.", "",
                       "| format | bits/param (quantized weights) | PPL | ΔPPL | mean KLD | same top-1 |",
                       "|---|---:|---:|---:|---:|---:|"]
