@@ -167,7 +167,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
       float* ym = y + m * N;
 #pragma omp parallel num_threads(threads)
       {
-        std::vector<float> scale_buf(static_cast<size_t>(K / B));
+        std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         quant::detail::Gemv4RowsBf16Avx512(&w, xe.data(), xo.data(), ym, N * t / nt, N * (t + 1) / nt, scale_buf.data());
       }

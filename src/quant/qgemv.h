@@ -24,7 +24,7 @@ void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M);
 namespace detail {
 // Rows [n0, n1) of the bf16-compute 4-bit GEMV through vdpbf16ps (qgemv4_avx512bf16.cc).
 // Preconditions: kernels::HasAvx512Bf16(), blocksize 64, cols % 64 == 0. xe, xo: [K/2]
-// bf16 bits of x's even / odd elements; scale_buf: [K/64] scratch.
+// bf16 bits of x's even / odd elements; scale_buf: [4 * K/64] scratch.
 void Gemv4RowsBf16Avx512(const QTensor* w, const uint16_t* xe, const uint16_t* xo, float* y, int64_t n0, int64_t n1,
                          float* scale_buf) noexcept;
 }  // namespace detail

@@ -39,15 +39,28 @@ NB_AVX512BF16_TARGET inline float SumLanes(__m512 v) {
   return t[0];
 }
 
-// Two blocks of 64 per step into two accumulator pairs (vdpbf16ps latency).
-NB_AVX512BF16_TARGET inline __m512 Block64(__m512 acc, __m512i table, const uint8_t* codes, const uint16_t* xe,
-                                           const uint16_t* xo) {
-  const __mmask32 all32 = ~__mmask32{0};
-  const __m512i v = _mm512_maskz_cvtepu8_epi16(all32, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes)));
-  const __m512i we = _mm512_maskz_permutexvar_epi16(all32, _mm512_maskz_srli_epi16(all32, v, 4), table);
-  const __m512i wo = _mm512_maskz_permutexvar_epi16(all32, _mm512_and_si512(v, _mm512_set1_epi16(0xF)), table);
-  acc = _mm512_dpbf16_ps(acc, (__m512bh)we, (__m512bh)_mm512_loadu_si512(xe));
-  return _mm512_dpbf16_ps(acc, (__m512bh)wo, (__m512bh)_mm512_loadu_si512(xo));
+// kR rows per pass: each activation load serves kR rows and kR code streams are in
+// flight (the weights stream from DRAM).
+template <size_t kR>
+NB_AVX512BF16_TARGET inline void Rows(__m512 lut, const uint8_t* const* codes, const float* const* s,
+                                      const uint16_t* xe, const uint16_t* xo, size_t bpr, float* y) {
+  __m512 acc[kR];
+  for (size_t r = 0; r < kR; ++r) acc[r] = _mm512_setzero_ps();
+  for (size_t b = 0; b < bpr; ++b) {
+    const __m512i x0 = _mm512_loadu_si512(xe + b * 32), x1 = _mm512_loadu_si512(xo + b * 32);
+    for (size_t r = 0; r < kR; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(codes[r] + b * 32 + 1024), _MM_HINT_T0);
+      const __m512i table = BlockTable(lut, s[r][b]);
+      const __mmask32 all32 = ~__mmask32{0};
+      const __m512i v =
+          _mm512_maskz_cvtepu8_epi16(all32, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes[r] + b * 32)));
+      const __m512i we = _mm512_maskz_permutexvar_epi16(all32, _mm512_maskz_srli_epi16(all32, v, 4), table);
+      const __m512i wo = _mm512_maskz_permutexvar_epi16(all32, _mm512_and_si512(v, _mm512_set1_epi16(0xF)), table);
+      acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)we, (__m512bh)x0);
+      acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)wo, (__m512bh)x1);
+    }
+  }
+  for (size_t r = 0; r < kR; ++r) y[r] = SumLanes(acc[r]);
 }
 
 }  // namespace
@@ -57,21 +70,25 @@ NB_AVX512BF16_TARGET void Gemv4RowsBf16Avx512(const QTensor* w, const uint16_t* 
   const auto K = static_cast<size_t>(w->cols());
   const size_t bpr = K / 64;  // blocks per row (blocksize 64, K % 64 == 0: the caller checked)
   const __m512 lut = _mm512_loadu_ps(w->format->lut);
-  for (int64_t n = n0; n < n1; ++n) {
-    const float* s = w->scales.data() + static_cast<size_t>(n) * bpr;
-    if (w->nested) {
-      w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf);
-      s = scale_buf;
+  constexpr size_t kR = 4;
+  const uint8_t* codes[kR];
+  const float* s[kR];
+  auto setup = [&](int64_t n, size_t r) {
+    s[r] = w->scales.data() + static_cast<size_t>(n) * bpr;
+    if (w->nested) {  // scale_buf: kR rows of reconstructed absmax
+      w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf + r * bpr);
+      s[r] = scale_buf + r * bpr;
     }
-    const uint8_t* codes = w->codes.data() + static_cast<size_t>(n) * K / 2;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    size_t b = 0;
-    for (; b + 2 <= bpr; b += 2) {
-      acc0 = Block64(acc0, BlockTable(lut, s[b]), codes + b * 32, xe + b * 32, xo + b * 32);
-      acc1 = Block64(acc1, BlockTable(lut, s[b + 1]), codes + (b + 1) * 32, xe + (b + 1) * 32, xo + (b + 1) * 32);
-    }
-    if (b < bpr) acc0 = Block64(acc0, BlockTable(lut, s[b]), codes + b * 32, xe + b * 32, xo + b * 32);
-    y[n] = SumLanes(_mm512_add_ps(acc0, acc1));
+    codes[r] = w->codes.data() + static_cast<size_t>(n) * K / 2;
+  };
+  int64_t n = n0;
+  for (; n + static_cast<int64_t>(kR) <= n1; n += kR) {
+    for (size_t r = 0; r < kR; ++r) setup(n + static_cast<int64_t>(r), r);
+    Rows<kR>(lut, codes, s, xe, xo, bpr, y + n);
+  }
+  for (; n < n1; ++n) {
+    setup(n, 0);
+    Rows<1>(lut, codes, s, xe, xo, bpr, y + n);
   }
 }
 
