@@ -137,11 +137,13 @@ def main():
     # context: it is scored at ctx 128 on 24 of its own samples (temperature 1, fixed seeds).
     aid = os.path.join(SHARED, "llama2c-aidreams260K/aidreams260K.bin")
     aid_text = os.path.join(tempfile.gettempdir(), "nibble_aidreams_samples.txt")
-    with open(aid_text, "w") as f:
+    with open(aid_text, "wb") as f:
         for seed in range(1, 25):
-            out = run([NIBBLE, "generate", "-m", aid, "-n", "120", "--temp", "1.0", "--top-k", "0", "--top-p", "1.0",
-                       "--min-p", "0", "--seed", str(seed)])
-            f.write(out.split("summary:")[0].strip() + "\n\n")
+            r = subprocess.run([NIBBLE, "generate", "-m", aid, "-n", "120", "--temp", "1.0", "--top-k", "0",
+                                "--top-p", "1.0", "--min-p", "0", "--seed", str(seed)], capture_output=True)
+            if r.returncode != 0:
+                sys.exit(r.stderr.decode(errors="replace"))
+            f.write(r.stdout.strip() + b"\n\n")  # raw bytes: a sampled byte token may be invalid UTF-8
     models = [
         ("stories260K", os.path.join(ROOT, "assets/stories260K/stories260K.bin"), ts, 256, 0),
         ("aidreams260K", aid, aid_text, 128, 0),
