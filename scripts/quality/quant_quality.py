@@ -88,7 +88,7 @@ def read_safetensors(path):
 
 def svg_hist(path, title, series):
     """Overlaid step histograms (log-count axis) of the error per format."""
-    W, H, L, R, T, B = 760, 420, 70, 200, 40, 50
+    W, H, L, R, T, B = 900, 420, 70, 340, 40, 50
     lo = min(float(np.percentile(e, 0.05)) for _, e in series)
     hi = max(float(np.percentile(e, 99.95)) for _, e in series)
     lim = max(abs(lo), abs(hi))
@@ -198,7 +198,9 @@ def main():
             svg_hist(os.path.join(ROOT, "docs/quality", svg), f"{mname}: quantization error of the Linear weights",
                      hist)
             lines += [f"## {mname}", "",
-                      f"Text `{text.replace(ROOT + '/', '').replace(os.path.dirname(ROOT) + '/', '../')}`, ctx {ctx}"
+                      ("Text: 24 samples of the model itself (temperature 1, no truncation, seeds 1–24, 120 tokens "
+                       f"each), ctx {ctx}" if text == aid_text else
+                       f"Text `{text.replace(ROOT + '/', '').replace(os.path.dirname(ROOT) + '/', '../')}`, ctx {ctx}")
                       + (f", first {windows} windows" if windows else "") + f", f32 PPL {rows[0]['ppl_base']:.4f}.", "",
                       "| format | bits/param (quantized weights) | PPL | ΔPPL | mean KLD | same top-1 |",
                       "|---|---:|---:|---:|---:|---:|"]
