@@ -19,6 +19,7 @@
 #include "quant/qlinear.h"
 #include "quant/qtensor.h"
 #include "quant/registry.h"
+#include "util/target_pin.h"
 
 namespace nibble::quant {
 namespace {
@@ -165,15 +166,7 @@ TEST(BlockwiseRegistry, GemvMatchesF64OfDequantized) {
   }
 }
 
-// Restores Highway's normal target choice when a test that pins targets ends.
-class TargetPin {
- public:
-  TargetPin() = default;
-  TargetPin(const TargetPin&) = delete;
-  TargetPin& operator=(const TargetPin&) = delete;
-  ~TargetPin() { hwy::SetSupportedTargetsForTest(0); }
-  void Pin(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-};
+using test::TargetPin;
 
 // Every compiled Highway target (C7) against the scalar Ref: quantize bytes and absmax,
 // dequantized bits, and the GEMV within the f64 bound. Inputs hit every decision

@@ -2,6 +2,7 @@
 // the SIMD dequantizer equals the scalar Ref bit for bit on every compiled Highway
 // target, and quantize -> dequantize stays inside each format's analytic bound.
 #include "quant/registry.h"
+#include "util/target_pin.h"
 
 #include <gtest/gtest.h>
 
@@ -46,15 +47,7 @@ BoundFn FindBound(DType t) {
   return nullptr;
 }
 
-// Restores Highway's normal target choice when a test that pins targets ends.
-class TargetPin {
- public:
-  TargetPin() = default;
-  TargetPin(const TargetPin&) = delete;
-  TargetPin& operator=(const TargetPin&) = delete;
-  ~TargetPin() { hwy::SetSupportedTargetsForTest(0); }
-  void Pin(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-};
+using test::TargetPin;
 
 // Bitwise equality, except that any NaN equals any NaN: with random f16 scales a NaN or
 // inf scale gives NaN outputs whose payload may depend on operand order.

@@ -21,6 +21,7 @@
 
 #include "tokenizer/tokenizer.h"
 #include "util/test_paths.h"
+#include "util/tok512.h"
 
 namespace nibble::tokenizer {
 namespace {
@@ -34,26 +35,7 @@ std::string ReadText(const std::string& path) {
 // tok512.bin: i32 max_token_length, then 512 x {f32 score, i32 len, len bytes}
 // (the io layer's Llama2cTokenizer reads it for the library; this test links only
 // the tokenizer layer, so it reads the 6 KB file itself).
-Vocab ReadTok512() {
-  constexpr int kVocabSize = 512;  // stories260K's vocab_size
-  const std::string bytes = ReadText(test::SharedData("llama2c-stories260K/tok512.bin"));
-  size_t pos = 4;
-  std::vector<std::string> pieces;
-  std::vector<float> scores;
-  for (int i = 0; i < kVocabSize; ++i) {
-    float score;
-    int32_t len;
-    if (pos + 8 > bytes.size()) throw std::runtime_error("test: tok512.bin truncated");
-    std::memcpy(&score, bytes.data() + pos, 4);
-    std::memcpy(&len, bytes.data() + pos + 4, 4);
-    pos += 8;
-    if (len < 0 || pos + static_cast<size_t>(len) > bytes.size()) throw std::runtime_error("test: bad piece length");
-    pieces.push_back(bytes.substr(pos, static_cast<size_t>(len)));
-    scores.push_back(score);
-    pos += static_cast<size_t>(len);
-  }
-  return Vocab::FromLlama2c(std::move(pieces), std::move(scores));
-}
+Vocab ReadTok512() { return test::ReadTok512Vocab(); }
 
 // SentencePiece's remove_extra_whitespaces on U+0020: strip both ends, collapse runs.
 std::string SentencePieceWhitespace(const std::string& s) {
