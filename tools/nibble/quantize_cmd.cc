@@ -53,6 +53,26 @@ void PrintReport(const char* verb, const QuantizeArgs& a, const QuantizeReport& 
       Thousands(r.num_params), r.seconds, HumanBytes(r.peak_alloc_bytes), HumanBytes(mem.peak_rss_bytes));
 }
 
+// The flags every directory-writing command has.
+void AddOutputFlags(CLI::App* cmd, QuantizeArgs& a) {
+  cmd->add_flag("--overwrite", a.overwrite, "Replace OUT if it exists");
+  cmd->add_flag("--progress", a.progress, "Draw the progress bar even when stderr is not a terminal");
+  cmd->add_option("--threads", a.threads, "Threads (default: all cores)");
+}
+
+// Runs `call` with a per-tensor progress bar, then prints the report.
+template <class Options, class Call>
+int RunWithProgress(const char* verb, const QuantizeArgs& a, Options& o, Call call) {
+  o.overwrite = a.overwrite;
+  o.num_threads = a.threads;
+  ProgressBar bar(verb, a.progress || StderrIsTty(), "tensors");
+  o.progress = [&bar](uint64_t done, uint64_t total, std::string_view name) { bar.Update(done, total, name); };
+  const QuantizeReport r = call(o);
+  bar.Finish();
+  PrintReport(verb, a, r);
+  return 0;
+}
+
 }  // namespace
 
 std::function<int()> AddQuantize(CLI::App& app) {
@@ -72,9 +92,7 @@ std::function<int()> AddQuantize(CLI::App& app) {
   cmd->add_option("--skip-modules", a->skip, "Comma-separated Linear modules kept unquantized (llm_int8_skip_modules)")
       ->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "dtype of the unquantized tensors: auto | f32 | bf16 | f16")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace OUT if it exists");
-  cmd->add_flag("--progress", a->progress, "Draw the progress bar even when stderr is not a terminal");
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
+  AddOutputFlags(cmd, *a);
   cmd->add_option("IN", a->in, "llama2.c .bin, GGUF file, or Hugging Face directory")->required();
   cmd->add_option("OUT", a->out, "output Hugging Face directory (written atomically)")->required();
   cmd->footer(
@@ -94,14 +112,7 @@ std::function<int()> AddQuantize(CLI::App& app) {
     o.threshold = a->threshold;
     o.skip_modules = SplitComma(a->skip);
     o.dtype = a->dtype;
-    o.overwrite = a->overwrite;
-    o.num_threads = a->threads;
-    ProgressBar bar("quantize", a->progress || StderrIsTty(), "tensors");
-    o.progress = [&bar](uint64_t done, uint64_t total, std::string_view name) { bar.Update(done, total, name); };
-    const QuantizeReport r = Quantize(a->in, a->out, o);
-    bar.Finish();
-    PrintReport("quantize", *a, r);
-    return 0;
+    return RunWithProgress("quantize", *a, o, [&](const QuantizeOptions& opt) { return Quantize(a->in, a->out, opt); });
   };
 }
 
@@ -111,9 +122,7 @@ std::function<int()> AddExport(CLI::App& app) {
   cmd->add_option("--format", a->format, "Output format: hf")->capture_default_str();
   cmd->add_option("-m,--model", a->in, "llama2.c .bin, GGUF file, or Hugging Face directory")->required();
   cmd->add_option("--dtype", a->dtype, "auto | f32 | bf16 | f16")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace OUT if it exists");
-  cmd->add_flag("--progress", a->progress, "Draw the progress bar even when stderr is not a terminal");
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
+  AddOutputFlags(cmd, *a);
   cmd->add_option("OUT", a->out, "output directory (written atomically)")->required();
   cmd->footer(
       "Examples:\n"
@@ -126,14 +135,7 @@ std::function<int()> AddExport(CLI::App& app) {
     QuantizeOptions o;
     o.method = "none";
     o.dtype = a->dtype;
-    o.overwrite = a->overwrite;
-    o.num_threads = a->threads;
-    ProgressBar bar("export", a->progress || StderrIsTty(), "tensors");
-    o.progress = [&bar](uint64_t done, uint64_t total, std::string_view name) { bar.Update(done, total, name); };
-    const QuantizeReport r = Quantize(a->in, a->out, o);
-    bar.Finish();
-    PrintReport("export", *a, r);
-    return 0;
+    return RunWithProgress("export", *a, o, [&](const QuantizeOptions& opt) { return Quantize(a->in, a->out, opt); });
   };
 }
 
@@ -141,9 +143,7 @@ std::function<int()> AddDequantize(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
   CLI::App* cmd = app.add_subcommand("dequantize", "Turn a quantized Hugging Face checkpoint back into a plain one");
   cmd->add_option("--dtype", a->dtype, "auto (each weight's recorded dtype) | f32 | bf16 | f16")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace OUT if it exists");
-  cmd->add_flag("--progress", a->progress, "Draw the progress bar even when stderr is not a terminal");
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
+  AddOutputFlags(cmd, *a);
   cmd->add_option("IN", a->in, "quantized Hugging Face directory (bitsandbytes 4/8-bit or nibble)")->required();
   cmd->add_option("OUT", a->out, "output directory (written atomically)")->required();
   cmd->footer(
@@ -153,14 +153,8 @@ std::function<int()> AddDequantize(CLI::App& app) {
   return [a] {
     DequantizeOptions o;
     o.dtype = a->dtype;
-    o.overwrite = a->overwrite;
-    o.num_threads = a->threads;
-    ProgressBar bar("dequantize", a->progress || StderrIsTty(), "tensors");
-    o.progress = [&bar](uint64_t done, uint64_t total, std::string_view name) { bar.Update(done, total, name); };
-    const QuantizeReport r = Dequantize(a->in, a->out, o);
-    bar.Finish();
-    PrintReport("dequantize", *a, r);
-    return 0;
+    return RunWithProgress("dequantize", *a, o,
+                           [&](const DequantizeOptions& opt) { return Dequantize(a->in, a->out, opt); });
   };
 }
 

@@ -1,0 +1,54 @@
+// `nibble quantize`, `dequantize` and `export` through the CLI: exit codes, the summary
+// line (sizes, bits/param, time, memory), one-line errors, and what the output holds.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "util/run_cli.h"
+#include "util/temp_dir.h"
+#include "util/test_paths.h"
+
+namespace nibble::test {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kModel = SourcePath("assets/stories260K/stories260K.bin");
+
+TEST(QuantizeCli, QuantizeDequantizeExport) {
+  TempDir dir;
+  const RunResult q = RunCli("quantize --method nf4 --double-quant --compute-dtype bfloat16 " + kModel + " " +
+                             dir.File("nf4"));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("35 quantized Linear weights"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("summary: quantize llama2c"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("bits/param"), std::string::npos);
+  EXPECT_NE(q.out.find("peak RSS"), std::string::npos);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(fs::path(dir.File("nf4")) / f)) << f;
+  const RunResult g = RunCli("generate -m " + dir.File("nf4") + " -p \"Once upon a time\" -n 8 --temp 0");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(g.out.rfind("Once upon a time", 0), 0u) << g.out;
+  const RunResult d = RunCli("dequantize --dtype bf16 " + dir.File("nf4") + " " + dir.File("plain"));
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NE(d.out.find("summary: dequantize"), std::string::npos);
+  const RunResult e = RunCli("export --format hf -m " + kModel + " " + dir.File("hf"));
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NE(e.out.find("summary: export"), std::string::npos);
+}
+
+TEST(QuantizeCli, ErrorsAreOneLineAndNonZero) {
+  TempDir dir;
+  for (const std::string& args :
+       {"quantize --method q9 " + kModel + " " + dir.File("a"), "quantize --blocksize 48 " + kModel + " " + dir.File("a"),
+        "export --format gguf -m " + kModel + " " + dir.File("a"), "dequantize " + kModel + " " + dir.File("a")}) {
+    const RunResult r = RunCli(args);
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_EQ(r.err.rfind("nibble: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(dir.File("a"))) << args;
+  }
+}
+
+}  // namespace
+}  // namespace nibble::test
