@@ -23,8 +23,9 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
   const uint8_t* codes[kR];
   const float* scales[kR];
   auto setup = [&](int64_t n, size_t r) {
-    scales[r] = w->scales.data() + static_cast<size_t>(n) * bpr;
-    if (w->nested) {  // scale_buf holds kR rows of reconstructed absmax
+    if (!w->nested) {
+      scales[r] = w->scales.data() + static_cast<size_t>(n) * bpr;
+    } else {  // scale_buf holds kR rows of reconstructed absmax
       w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf + r * bpr);
       scales[r] = scale_buf + r * bpr;
     }

@@ -74,8 +74,9 @@ NB_AVX512BF16_TARGET void Gemv4RowsBf16Avx512(const QTensor* w, const uint16_t* 
   const uint8_t* codes[kR];
   const float* s[kR];
   auto setup = [&](int64_t n, size_t r) {
-    s[r] = w->scales.data() + static_cast<size_t>(n) * bpr;
-    if (w->nested) {  // scale_buf: kR rows of reconstructed absmax
+    if (!w->nested) {
+      s[r] = w->scales.data() + static_cast<size_t>(n) * bpr;
+    } else {  // scale_buf: kR rows of reconstructed absmax
       w->BlockScales(n * static_cast<int64_t>(bpr), (n + 1) * static_cast<int64_t>(bpr), scale_buf + r * bpr);
       s[r] = scale_buf + r * bpr;
     }
