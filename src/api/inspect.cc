@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "api/model_loader.h"
 #include "api/model_source.h"
 #include "core/dtype.h"
 #include "nibble/inspect.h"
@@ -16,6 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using api::FileFormat;
 using api::ModelSource;
+using api::SourceTensor;
 
 // llama2.c's run.c hard-codes these (rmsnorm eps and RoPE base).
 constexpr double kLlama2cRmsEps = 1e-5;
@@ -99,6 +102,31 @@ void AddHfConfig(const std::string& path, ModelInfo& info) {
   }
 }
 
+// A quantized checkpoint's Linear weights are packed codes plus scales, maps and a JSON
+// state: count each as the parameters of its unquantized shape, its pieces as storage only.
+void CountQuantizedParams(const ModelSource& src, ModelInfo& info) {
+  const auto qc = api::QuantConfigFromSource(src);
+  if (!qc) return;
+  std::map<std::string, const SourceTensor*, std::less<>> by_name;
+  for (const SourceTensor& t : src.tensors()) by_name[t.name] = &t;
+  const io::RawLookup raw = [&](std::string_view name) -> std::optional<io::RawTensor> {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) return std::nullopt;
+    return io::RawTensor{it->second->dtype, it->second->shape, it->second->data};
+  };
+  Allocator alloc;
+  for (const SourceTensor& t : src.tensors()) {
+    if (!t.name.ends_with(".weight")) continue;
+    const std::string prefix = t.name.substr(0, t.name.size() - 7);
+    if (!io::IsQuantizedLinear(raw, prefix)) continue;
+    const quant::QTensor q = io::ReadQuantizedLinear(raw, prefix, src.path(), *qc, alloc);
+    for (const SourceTensor& piece : src.tensors())
+      if (piece.name.starts_with(prefix + ".weight") || piece.name == prefix + ".SCB")
+        info.num_params -= static_cast<uint64_t>(piece.shape.NumElems());
+    info.num_params += static_cast<uint64_t>(q.NumElems());
+  }
+}
+
 }  // namespace
 
 ModelInfo Inspect(const std::string& path) {
@@ -121,6 +149,7 @@ ModelInfo Inspect(const std::string& path) {
     }
     info.tensors.push_back(std::move(ti));
   }
+  CountQuantizedParams(src, info);
   switch (src.format()) {
     case FileFormat::kGguf: {
       const io::GgufFile& g = *src.gguf();

@@ -26,6 +26,11 @@ TEST(QuantizeCli, QuantizeDequantizeExport) {
   EXPECT_NE(q.out.find("peak RSS"), std::string::npos);
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
     EXPECT_TRUE(fs::exists(fs::path(dir.File("nf4")) / f)) << f;
+  // inspect counts each quantized weight as its unquantized shape (packed codes, scales and
+  // quant state are storage): the llama2.c model's 260,032 parameters.
+  const RunResult i = RunCli("inspect --no-tensors " + dir.File("nf4"));
+  ASSERT_EQ(i.exit_code, 0) << i.err;
+  EXPECT_NE(i.out.find("| 260,032 params |"), std::string::npos) << i.out;
   const RunResult g = RunCli("generate -m " + dir.File("nf4") + " -p \"Once upon a time\" -n 8 --temp 0");
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_EQ(g.out.rfind("Once upon a time", 0), 0u) << g.out;
