@@ -405,7 +405,8 @@ void AppendQuantizedTensors(const std::string& p, const QTensor& q, std::vector<
     strings.emplace_back(text.begin(), text.end());
     return strings.back();
   };
-  strings.reserve(strings.size() + 4);  // spans into `strings` must not move: callers reserve ahead too
+  // Spans point at the heap buffers of `strings`' elements, which stay put when `strings`
+  // itself grows (moving a std::vector keeps its buffer).
   if (q.method == QuantMethod::kLlmInt8) {
     add(p + ".weight", DType::kI8, q.shape, q.codes);
     add(p + ".SCB", DType::kF32, Shape{q.rows()}, floats(q.scales));
