@@ -31,8 +31,8 @@ if [ "${NIBBLE_SKIP_FUZZ:-0}" != 1 ]; then
     work=$(mktemp -d)
     [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
     echo "fuzz: $name for ${secs}s"
-    if ! "$f" -max_total_time="$secs" -print_final_stats=1 "$work" >"$work.log" 2>&1; then
-      tail -n 40 "$work.log"; echo "fuzz: $name found a crash"; exit 1
+    if ! "$f" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$work.crash-" "$work" >"$work.log" 2>&1; then
+      tail -n 40 "$work.log"; echo "fuzz: $name found a crash (input kept as $work.crash-*)"; exit 1
     fi
     grep -E "stat::number_of_executed_units" "$work.log" || true
     rm -rf "$work" "$work.log"
