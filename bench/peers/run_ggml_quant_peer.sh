@@ -19,23 +19,7 @@ export GIT_CEILING_DIRECTORIES="$peers"
 if [[ -x "$root/build/venv/bin/python" ]]; then py="$root/build/venv/bin/python"; else py=python3; fi
 
 # 1. Source: the sdist, downloaded once.
-sdist="$(ls "$peers"/src/llama_cpp_python-"$want".tar.gz 2>/dev/null || true)"
-if [[ -z "$sdist" ]]; then
-  if ! "$py" -m pip download --no-binary :all: --no-deps "llama-cpp-python==$want" -d "$peers/src" >&2; then
-    echo "llama-cpp-python==$want not available; taking the newest sdist" >&2
-    "$py" -m pip download --no-binary :all: --no-deps llama-cpp-python -d "$peers/src" >&2
-  fi
-  sdist="$(ls -t "$peers"/src/llama_cpp_python-*.tar.gz | head -1)"
-fi
-version="$(basename "$sdist" .tar.gz)"; version="${version#llama_cpp_python-}"
-srcdir="$peers/llama_cpp_python-$version"
-[[ -d "$srcdir/vendor/llama.cpp/ggml" ]] || tar -xzf "$sdist" -C "$peers"
-llama="$srcdir/vendor/llama.cpp"
-# The sdist carries llama.cpp's git metadata; the CHANGELOG names the commit as well.
-commit="$(git -C "$llama" rev-parse HEAD 2>/dev/null || true)"
-if [[ -z "$commit" ]]; then
-  commit="$(grep -m1 -o 'llama.cpp@[0-9a-f]*' "$srcdir/CHANGELOG.md" | cut -d@ -f2 || echo unknown)"
-fi
+source "$root/bench/peers/llamacpp_source.sh"
 
 # 2. ggml, static, through llama.cpp's top-level CMake (the ggml/ folder alone lacks ggml.pc.in).
 build="$peers/ggml-build"
