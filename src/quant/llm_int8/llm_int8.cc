@@ -1,6 +1,7 @@
 // LLM.int8() fast path: activations quantized by the reference code (M x K, cheap),
-// then exact int8 dot products (pmaddwd through Highway) per output row, rescaled in
-// the order of spec §5.4, plus the outlier columns against the dequantized weights.
+// then exact int8 dot products per output row (vpdpbusd where the CPU has VNNI, else
+// pmaddwd through Highway), rescaled in the order of spec §5.4, plus the outlier
+// columns against the dequantized weights.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/llm_int8/llm_int8.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -12,19 +13,10 @@
 HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::llm_int8::HWY_NAMESPACE {
 
-// Output rows [n0, n1) of one token: y[n] = Y8 (§5.4) + outlier columns (§5.5).
-void RowsImpl(const float* x, const int8_t* ca, float sca, const int32_t* outliers, int64_t num_outliers,
-              const int8_t* cb, const float* scb, int64_t K, float* y, int64_t n0, int64_t n1) {
-  for (int64_t n = n0; n < n1; ++n) {
-    const int8_t* w = cb + n * K;
-    const int32_t acc = nibble::quant::HWY_NAMESPACE::DotI8(ca, w, static_cast<size_t>(K));
-    float v = ((static_cast<float>(acc) * sca) * scb[n]) * kK8;
-    for (int64_t o = 0; o < num_outliers; ++o) {
-      const int32_t k = outliers[o];
-      v += x[k] * ((static_cast<float>(w[k]) * scb[n]) * kInv127);
-    }
-    y[n] = v;
-  }
+// acc[n] = sum_k ca[k] * cb[n, k] for output rows [n0, n1) of one token (exact int32).
+void DotRowsImpl(const int8_t* ca, const int8_t* cb, int64_t K, int32_t* acc, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n)
+    acc[n] = nibble::quant::HWY_NAMESPACE::DotI8(ca, cb + n * K, static_cast<size_t>(K));
 }
 
 }  // namespace nibble::quant::llm_int8::HWY_NAMESPACE
@@ -41,7 +33,7 @@ HWY_AFTER_NAMESPACE();
 
 namespace nibble::quant::llm_int8 {
 
-HWY_EXPORT(RowsImpl);
+HWY_EXPORT(DotRowsImpl);
 
 namespace {
 
@@ -70,33 +62,29 @@ void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const 
             float threshold, float* y) {
   const ActivationQuant q = QuantizeActivationsRef(x, M, K, threshold);
   const auto num_outliers = static_cast<int64_t>(q.outlier_cols.size());
-  if (UseVnni()) {
-    std::vector<uint8_t> abs_a(static_cast<size_t>(K));
-    std::vector<uint64_t> neg(static_cast<size_t>((K + 63) / 64));
-    std::vector<int32_t> acc(static_cast<size_t>(N));
-    for (int64_t m = 0; m < M; ++m) {
-      const int8_t* a = q.ca.data() + m * K;
+  const bool vnni = UseVnni();
+  std::vector<uint8_t> abs_a(vnni ? static_cast<size_t>(K) : 0);
+  std::vector<uint64_t> neg(vnni ? static_cast<size_t>((K + 63) / 64) : 0);
+  std::vector<int32_t> acc(static_cast<size_t>(N));
+  for (int64_t m = 0; m < M; ++m) {
+    const int8_t* a = q.ca.data() + m * K;
+    if (vnni) {  // vpdpbusd takes |a| unsigned; the signs move onto the weights
       std::fill(neg.begin(), neg.end(), 0);
       for (int64_t k = 0; k < K; ++k) {
         abs_a[k] = static_cast<uint8_t>(a[k] < 0 ? -a[k] : a[k]);
         if (a[k] < 0) neg[k / 64] |= uint64_t{1} << (k % 64);
       }
-#pragma omp parallel num_threads(std::max(1, num_threads))
-      {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-        detail::Int8DotRowsVnni(abs_a.data(), neg.data(), cb, K, acc.data(), n0, n1);
-        Finish(x + m * K, acc.data(), q.sca[m], q.outlier_cols.data(), num_outliers, cb, scb, K, y + m * N, n0, n1);
-      }
     }
-    return;
-  }
-  for (int64_t m = 0; m < M; ++m) {
 #pragma omp parallel num_threads(std::max(1, num_threads))
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      HWY_DYNAMIC_DISPATCH(RowsImpl)(x + m * K, q.ca.data() + m * K, q.sca[m], q.outlier_cols.data(), num_outliers, cb,
-                                     scb, K, y + m * N, N * t / nt, N * (t + 1) / nt);
+      const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+      if (vnni) {
+        detail::Int8DotRowsVnni(abs_a.data(), neg.data(), cb, K, acc.data(), n0, n1);
+      } else {
+        HWY_DYNAMIC_DISPATCH(DotRowsImpl)(a, cb, K, acc.data(), n0, n1);
+      }
+      Finish(x + m * K, acc.data(), q.sca[m], q.outlier_cols.data(), num_outliers, cb, scb, K, y + m * N, n0, n1);
     }
   }
 }
