@@ -180,6 +180,11 @@ QTensor Read8bit(const RawLookup& lookup, const std::string& p, const std::strin
   q.shape = w.shape;
   q.blocksize = q.cols();
   q.codes = w.data;
+  // LLM.int8() codes lie in -127..127 (spec §5.1); the int8 kernels negate weight codes.
+  for (size_t i = 0; i < q.codes.size(); ++i)
+    if (q.codes[i] == 0x80)
+      throw FormatError(fmt::format("{}: tensor '{}.weight': element {} is -128; LLM.int8() codes lie in -127..127",
+                                    file, p, i));
   q.scales = WidenedCopy(q, alloc, Require(lookup, p + ".SCB", file), fmt::format("{}: tensor '{}.SCB'", file, p));
   quant::ValidateQTensor(q, fmt::format("{}: 8-bit weight '{}'", file, p));
   return q;

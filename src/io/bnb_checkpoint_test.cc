@@ -136,6 +136,23 @@ TEST(BnbCheckpoint, Tv6Int8FileAndWeightFormat) {
       EXPECT_EQ(t.shape.rank(), 0);
     }
   }
+  {  // a code of -128 (outside -127..127) is refused, naming the element
+    std::vector<uint8_t> bad(q.codes.begin(), q.codes.end());
+    bad[5] = 0x80;
+    std::vector<SafetensorsWriteTensor> v;
+    for (const auto& t : tensors) {
+      v.push_back(t);
+      if (t.name == "P.weight") v.back().data = bad;
+    }
+    test::TempDir dir;
+    const SafetensorsFile f = WriteAndOpen(dir, v);
+    try {
+      ReadQuantizedLinear(LookupOf(f), "P", "m.safetensors", {}, alloc);
+      ADD_FAILURE() << "-128 must be rejected";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("element 5 is -128"), std::string::npos) << e.what();
+    }
+  }
   for (int variant = 0; variant < 3; ++variant) {  // weight_format 0, absent, 2
     std::vector<SafetensorsWriteTensor> v;
     static const uint8_t kTwo = 2;
