@@ -124,24 +124,37 @@ float RoundTo(ComputeDtype c, float v) {
   return v;
 }
 
-// Any layout and compute dtype: each row dequantized exactly, rounded, dotted in f32.
-void GemvGeneric(int threads, const float* x, const QTensor& w, float* y, int64_t M) {
+// x: [M, K] rounded to the compute dtype.
+std::vector<float> RoundedInput(const float* x, const QTensor& w, int64_t M) {
+  std::vector<float> xr(static_cast<size_t>(M * w.cols()));
+  for (size_t i = 0; i < xr.size(); ++i) xr[i] = RoundTo(w.compute, x[i]);
+  return xr;
+}
+
+// Output rows [n0, n1): each row dequantized exactly, rounded to the compute dtype and
+// dotted with the rounded x in index order (f32). row: [K] scratch. The oracle's loop,
+// and the generic path's (any layout, f16 compute) per thread.
+void RowsRef(const float* xr, const QTensor& w, float* y, int64_t M, int64_t n0, int64_t n1, float* row) {
   const int64_t N = w.rows(), K = w.cols();
-  std::vector<float> xr(static_cast<size_t>(M * K));
-  for (int64_t i = 0; i < M * K; ++i) xr[i] = RoundTo(w.compute, x[i]);
+  for (int64_t n = n0; n < n1; ++n) {
+    DequantizeRange(w, n * K, (n + 1) * K, row);
+    for (int64_t k = 0; k < K; ++k) row[k] = RoundTo(w.compute, row[k]);
+    for (int64_t m = 0; m < M; ++m) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc += xr[m * K + k] * row[k];
+      y[m * N + n] = acc;
+    }
+  }
+}
+
+void GemvGeneric(int threads, const float* x, const QTensor& w, float* y, int64_t M) {
+  const std::vector<float> xr = RoundedInput(x, w, M);
+  const int64_t N = w.rows();
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> row(static_cast<size_t>(K));
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      DequantizeRange(w, n * K, (n + 1) * K, row.data());
-      for (float& v : row) v = RoundTo(w.compute, v);
-      for (int64_t m = 0; m < M; ++m) {
-        float acc = 0.0f;
-        for (int64_t k = 0; k < K; ++k) acc += xr[m * K + k] * row[k];
-        y[m * N + n] = acc;
-      }
-    }
+    std::vector<float> row(static_cast<size_t>(w.cols()));
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    RowsRef(xr.data(), w, y, M, N * t / nt, N * (t + 1) / nt, row.data());
   }
 }
 
@@ -223,14 +236,7 @@ void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M) {
     return;
   }
   std::vector<float> row(static_cast<size_t>(K));
-  for (int64_t n = 0; n < N; ++n) {
-    DequantizeRange(w, n * K, (n + 1) * K, row.data());
-    for (int64_t m = 0; m < M; ++m) {
-      float acc = 0.0f;
-      for (int64_t k = 0; k < K; ++k) acc += RoundTo(w.compute, x[m * K + k]) * RoundTo(w.compute, row[k]);
-      y[m * N + n] = acc;
-    }
-  }
+  RowsRef(RoundedInput(x, w, M).data(), w, y, M, 0, N, row.data());
 }
 
 }  // namespace nibble::quant
