@@ -37,34 +37,6 @@ bool IsNormName(std::string_view name) { return name.find("norm") != std::string
 // A tensor whose values can be carried as f32: dense floats and registered packed formats.
 bool IsConvertibleSource(DType t) { return IsFloat(t) || quant::FindFormat(t) != nullptr; }
 
-// The source values as f32: a view when they already are aligned f32, else a
-// decoded copy in `scratch`.
-const float* SourceAsF32(ExecContext& ctx, const SourceTensor& t, Tensor& scratch) {
-  const int64_t n = t.shape.NumElems();
-  const bool aligned = reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0;
-  if ((t.dtype == DType::kF32 || t.dtype == DType::kTF32) && aligned) return reinterpret_cast<const float*>(t.data.data());
-  scratch = Tensor(ctx.allocator(), DType::kF32, Shape{n});
-  float* out = static_cast<float*>(scratch.data());
-  if (t.dtype == DType::kF64) {
-    for (int64_t i = 0; i < n; ++i) {
-      double v;
-      std::memcpy(&v, t.data.data() + i * 8, 8);
-      out[i] = static_cast<float>(v);
-    }
-  } else if (kernels::IsConvertible(t.dtype)) {
-    if (aligned || t.dtype != DType::kF32) {
-      kernels::ConvertToF32Parallel(ctx.num_threads(), t.dtype, t.data.data(), out, static_cast<size_t>(n));
-    } else {
-      std::memcpy(out, t.data.data(), t.data.size());
-    }
-  } else {
-    const quant::FormatTraits* fmt = quant::FindFormat(t.dtype);
-    NB_CHECK(fmt != nullptr, "no format for {}", DTypeName(t.dtype));
-    fmt->dequantize(t.data.data(), out, n);
-  }
-  return out;
-}
-
 // What happens to one tensor: its output dtype and whether its values change.
 struct Plan {
   DType target;   // conversion target (tf32 stays tf32 here)
@@ -83,13 +55,13 @@ Plan PlanTensor(const SourceTensor& t, const ConvertOptions& o) {
 
 // Converts one tensor into `out` (reallocated to fit) and merges the error it
 // introduced into `stats`.
-void ConvertTensor(ExecContext& ctx, const SourceTensor& t, const Plan& plan, Tensor& out,
+void ConvertTensor(ExecContext& ctx, const SourceTensor& t, const std::string& file, const Plan& plan, Tensor& out,
                    kernels::ErrorStats& stats) {
   const auto n = static_cast<size_t>(t.shape.NumElems());
   out = Tensor();  // free the previous tensor's bytes before allocating this one's
   if (plan.target == DType::kF32) {
     // Decoding to f32 is exact: the values are the source's (dequantized) values.
-    const float* x = SourceAsF32(ctx, t, out);
+    const float* x = api::SourceAsF32(ctx, t, file, out);
     if (out.data() == nullptr) {  // the source was aligned f32 already (only for tf32 -> f32)
       out = Tensor(ctx.allocator(), DType::kF32, t.shape);
       std::memcpy(out.data(), x, n * sizeof(float));
@@ -98,7 +70,7 @@ void ConvertTensor(ExecContext& ctx, const SourceTensor& t, const Plan& plan, Te
     return;
   }
   Tensor scratch;
-  const float* x = SourceAsF32(ctx, t, scratch);
+  const float* x = api::SourceAsF32(ctx, t, file, scratch);
   out = Tensor(ctx.allocator(), plan.storage, t.shape);
   kernels::ConvertFromF32Parallel(ctx.num_threads(), plan.target, x, out.data(), n);
   stats.Merge(kernels::ComputeRoundTripErrorParallel(ctx.num_threads(), plan.target, x, out.data(), n));
@@ -171,7 +143,7 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
       const SourceTensor& t = tensors[i];
       std::span<const uint8_t> bytes = t.data;
       if (plans[i].convert) {
-        ConvertTensor(ctx, t, plans[i], current, stats);
+        ConvertTensor(ctx, t, in, plans[i], current, stats);
         bytes = {static_cast<const uint8_t*>(current.data()), current.num_bytes()};
       }
       done_in += t.data.size();

@@ -283,28 +283,11 @@ namespace {
 // An f32 view of `t`: the mapped bytes themselves when they are f32 and 4-byte
 // aligned, else a converted copy appended to `owned`.
 ConstTensorView F32View(const SourceTensor& t, const std::string& file, ExecContext& ctx, std::vector<Tensor>& owned) {
-  const int64_t n = t.shape.NumElems();
-  const quant::FormatTraits* q = quant::FindFormat(t.dtype);
-  if (q != nullptr && n % q->block_elems != 0)
-    throw ShapeError(fmt::format("{}: tensor '{}': {} elements are not whole {} blocks of {}", file, t.name, n,
-                                 DTypeName(t.dtype), q->block_elems));
-  if (t.data.size() != DTypeBytes(t.dtype, static_cast<uint64_t>(n)))
-    throw ShapeError(fmt::format("{}: tensor '{}': {} bytes for shape {} of {}", file, t.name, t.data.size(),
-                                 t.shape.ToString(), DTypeName(t.dtype)));
-  if (t.dtype == DType::kF32 && reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0)
-    return {t.data.data(), DType::kF32, t.shape};
-  Tensor out(ctx.allocator(), DType::kF32, t.shape);
-  float* dst = static_cast<float*>(out.data());
-  if (q != nullptr) {
-    q->dequantize(t.data.data(), dst, n);
-  } else if (kernels::IsConvertible(t.dtype)) {
-    kernels::ConvertToF32Parallel(ctx.num_threads(), t.dtype, t.data.data(), dst, static_cast<size_t>(n));
-  } else {
-    throw ConfigError(
-        fmt::format("{}: tensor '{}': dtype {} cannot be used as a weight", file, t.name, DTypeName(t.dtype)));
-  }
-  owned.push_back(std::move(out));
-  return owned.back().view();
+  Tensor scratch;
+  const float* v = SourceAsF32(ctx, t, file, scratch);
+  if (scratch.data() == nullptr) return {v, DType::kF32, t.shape};  // borrowed: aligned f32 in the map
+  owned.push_back(std::move(scratch));
+  return {owned.back().data(), DType::kF32, t.shape};
 }
 
 // Matrices are the roles a matmul reads (embedding, projections, classifier); norms

@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/convert.h"
 #include "nibble/error.h"
+#include "quant/registry.h"
 
 namespace nibble::api {
 namespace fs = std::filesystem;
@@ -114,6 +116,36 @@ std::string GgufValueTypeName(const io::GgufValue& v) {
   if (v.type != io::GgufType::kArray) return std::string(io::GgufTypeName(v.type));
   const auto& arr = std::get<io::GgufArray>(v.value);
   return fmt::format("array[{}]", io::GgufTypeName(arr.elem_type));
+}
+
+const float* SourceAsF32(ExecContext& ctx, const SourceTensor& t, const std::string& file, Tensor& scratch) {
+  const int64_t n = t.shape.NumElems();
+  const quant::FormatTraits* q = quant::FindFormat(t.dtype);
+  if (!IsFloat(t.dtype) && q == nullptr)
+    throw ConfigError(fmt::format("{}: tensor '{}': dtype {} is not a number format", file, t.name, DTypeName(t.dtype)));
+  if ((q != nullptr && n % q->block_elems != 0) || t.data.size() != DTypeBytes(t.dtype, static_cast<uint64_t>(n)))
+    throw ShapeError(fmt::format("{}: tensor '{}': {} bytes do not hold shape {} of {}", file, t.name, t.data.size(),
+                                 t.shape.ToString(), DTypeName(t.dtype)));
+  const bool aligned = reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0;
+  if ((t.dtype == DType::kF32 || t.dtype == DType::kTF32) && aligned) return reinterpret_cast<const float*>(t.data.data());
+  scratch = Tensor(ctx.allocator(), DType::kF32, Shape{n});
+  float* out = static_cast<float*>(scratch.data());
+  if (t.dtype == DType::kF64) {
+    for (int64_t i = 0; i < n; ++i) {
+      double v;
+      std::memcpy(&v, t.data.data() + i * 8, 8);
+      out[i] = static_cast<float>(v);
+    }
+  } else if (kernels::IsConvertible(t.dtype)) {
+    if (aligned || t.dtype != DType::kF32) {
+      kernels::ConvertToF32Parallel(ctx.num_threads(), t.dtype, t.data.data(), out, static_cast<size_t>(n));
+    } else {
+      std::memcpy(out, t.data.data(), t.data.size());
+    }
+  } else {
+    q->dequantize(t.data.data(), out, n);
+  }
+  return out;
 }
 
 std::string GgufValueToString(const io::GgufValue& v, size_t max_items) {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/exec_context.h"
+#include "core/tensor.h"
 #include "core/shape.h"
 #include "io/gguf.h"
 #include "io/llama2c.h"
@@ -55,6 +57,12 @@ class ModelSource {
   std::optional<io::SafetensorsCheckpoint> st_;
   std::optional<io::Llama2cCheckpoint> l2c_;
 };
+
+// The values of `t` as f32: a view of the mapped bytes when they already are aligned
+// f32 (or tf32), else a decoded copy in `scratch` (f64, f16, bf16, fp8, ggml blocks).
+// Throws ShapeError when the bytes do not hold the shape and ConfigError for a dtype
+// that is not a number (`file` and the tensor named).
+const float* SourceAsF32(ExecContext& ctx, const SourceTensor& t, const std::string& file, Tensor& scratch);
 
 // Human-readable rendering of a GGUF value; arrays longer than `max_items` are
 // abbreviated as "[N items: a, b, c, …]".

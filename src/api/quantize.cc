@@ -30,28 +30,11 @@ namespace fs = std::filesystem;
 using api::FileFormat;
 using api::SourceTensor;
 
-// The source values of `t` as f32 (dense floats converted, ggml blocks dequantized).
+// The source values of `t` as an f32 copy (quantize permutes Q/K rows in place).
 std::vector<float> SourceF32(ExecContext& ctx, const SourceTensor& t, const std::string& file) {
-  const int64_t n = t.shape.NumElems();
-  std::vector<float> out(static_cast<size_t>(n));
-  if (t.dtype == DType::kF32 || t.dtype == DType::kTF32) {
-    if (t.data.size() != static_cast<size_t>(n) * 4)
-      throw ShapeError(fmt::format("{}: tensor '{}': {} bytes for {} f32 values", file, t.name, t.data.size(), n));
-    std::memcpy(out.data(), t.data.data(), t.data.size());
-  } else if (kernels::IsConvertible(t.dtype)) {
-    if (t.data.size() != DTypeBytes(t.dtype, static_cast<uint64_t>(n)))
-      throw ShapeError(fmt::format("{}: tensor '{}': {} bytes for shape {} of {}", file, t.name, t.data.size(),
-                                   t.shape.ToString(), DTypeName(t.dtype)));
-    kernels::ConvertToF32Parallel(ctx.num_threads(), t.dtype, t.data.data(), out.data(), static_cast<size_t>(n));
-  } else if (const quant::FormatTraits* q = quant::FindFormat(t.dtype)) {
-    if (n % q->block_elems != 0 || t.data.size() != DTypeBytes(t.dtype, static_cast<uint64_t>(n)))
-      throw ShapeError(fmt::format("{}: tensor '{}': {} bytes do not hold {} elements of {}", file, t.name,
-                                   t.data.size(), n, DTypeName(t.dtype)));
-    q->dequantize(t.data.data(), out.data(), n);
-  } else {
-    throw ConfigError(fmt::format("{}: tensor '{}': dtype {} cannot be exported", file, t.name, DTypeName(t.dtype)));
-  }
-  return out;
+  Tensor scratch;
+  const float* v = api::SourceAsF32(ctx, t, file, scratch);
+  return {v, v + t.shape.NumElems()};
 }
 
 DType ParseOutDtype(std::string_view s, std::string_view what) {
