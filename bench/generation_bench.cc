@@ -8,6 +8,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/model_loader.h"
@@ -69,6 +70,9 @@ const BenchModel& GetModel() {
       api::LoadOptions lo;
       lo.weights = api::WeightDtype::kAuto;
       lo.load_tokenizer = false;
+      // NIBBLE_BENCH_INT8_ACTIVATIONS=1: the CLI's --int8-activations.
+      const char* i8 = std::getenv("NIBBLE_BENCH_INT8_ACTIVATIONS");
+      lo.int8_activations = i8 != nullptr && std::string_view(i8) == "1";
       b.loaded = api::LoadModel(path, lo, *b.load_ctx);
       b.bytes_per_token = WeightBytesPerToken(*b.loaded->model);
     } catch (const std::exception& e) {

@@ -1,6 +1,6 @@
 // Quantized-weight kernels at the shape, a 4096 x 14336 Linear (Llama-3-8B's
 // down_proj), N(0, 0.02) weights: the 4-bit GEMV (NF4, NF4 + double quant, FP4, bf16
-// compute), LLM.int8() and int8-absmax GEMV, NF4 quantize and dequantize. GEMV weights
+// compute, int8 activations), LLM.int8() and int8-absmax GEMV, NF4 quantize and dequantize. GEMV weights
 // are cold: the benchmark rotates through copies totalling >= 4x the 32 MiB L3, so each
 // call streams its weight from DRAM. Reports weight bytes/s (codes + scales) and
 // frac_bw, that rate over the read bandwidth probed in this run (C10).
@@ -57,9 +57,10 @@ std::unique_ptr<ColdWeights> MakeCold(const quant::QuantizeSpec& spec, int64_t r
   return c;
 }
 
-void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec, int64_t rows = kN) {
+void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec, int64_t rows = kN, bool int8_act = false) {
   const int threads = static_cast<int>(state.range(0));
   const auto cold = MakeCold(spec, rows);
+  for (auto& q : cold->q) q->int8_activations = int8_act;
   auto x = hwy::AllocateAligned<float>(kK);
   auto y = hwy::AllocateAligned<float>(kN);
   Lcg lcg;
@@ -89,6 +90,14 @@ void BM_GemvNf4Bf16Compute(benchmark::State& s) {
 void BM_GemvNf4Warm(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64}, 512); }
 void BM_GemvNf4Bf16ComputeWarm(benchmark::State& s) {
   RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64, .compute = quant::ComputeDtype::kBf16}, 512);
+}
+// The explicit int8-activation option (qgemv4_i8.h: vpdpbusd), llama.cpp's arithmetic.
+void BM_GemvNf4Int8Act(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64}, kN, true); }
+void BM_GemvNf4DoubleQuantInt8Act(benchmark::State& s) {
+  RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, kN, true);
+}
+void BM_GemvNf4Int8ActWarm(benchmark::State& s) {
+  RunGemv(s, {.method = quant::QuantMethod::kNf4, .blocksize = 64}, 512, true);
 }
 void BM_GemvFp4(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kFp4, .blocksize = 64}); }
 void BM_GemvInt8Absmax(benchmark::State& s) {
@@ -129,6 +138,9 @@ BENCHMARK(BM_GemvNf4DoubleQuant)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregat
 BENCHMARK(BM_GemvNf4Bf16Compute)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvNf4Warm)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvNf4Bf16ComputeWarm)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4Int8Act)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4DoubleQuantInt8Act)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_GemvNf4Int8ActWarm)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvFp4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvInt8Absmax)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvLlmInt8)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();

@@ -38,6 +38,9 @@ struct ChatOptions {
   std::optional<uint64_t> seed;  // absent: random (reported in ChatSummary::seed)
   int num_threads = 0;           // 0: all cores
   std::string weight_dtype = "auto";  // matrices at load: auto (as stored), f32 or bf16
+  // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
+  // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.
+  bool int8_activations = false;
   int64_t ctx_size = 0;          // 0: the declared context, at most GenerateOptions::kDefaultMaxCtx
   // Keep the KV cache between turns and forward only the tokens after the longest
   // prefix shared with what it holds. false: re-run the whole conversation each turn.

@@ -29,6 +29,9 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;  // absent: a random seed (reported in GenerateReport::seed)
   int num_threads = 0;           // 0: all cores
   std::string weight_dtype = "auto";  // matrices at load: auto (as stored: bf16 stays bf16), f32 or bf16
+  // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
+  // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.
+  bool int8_activations = false;
   // KV cache positions. 0: the context the file declares, at most kDefaultMaxCtx. A value
   // above the declared context is allowed with a warning (llama.cpp does the same).
   int64_t ctx_size = 0;

@@ -23,6 +23,9 @@ struct PerplexityOptions {
   int64_t max_chunks = 0;  // 0: every window; else at most this many (llama.cpp's --chunks)
   int num_threads = 0;     // 0: all cores
   std::string weight_dtype = "auto";  // matrices at load: auto (as stored: bf16 stays bf16), f32 or bf16
+  // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
+  // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.
+  bool int8_activations = false;
   // KL divergence (llama.cpp's --kl-divergence-base / --kl-divergence), llama.cpp protocol
   // only. kl_divergence_base: write this run's reference log-probs to the file.
   // kl_divergence: read a reference file and compare this model with it on the file's

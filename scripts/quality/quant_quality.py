@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NIBBLE = os.path.join(ROOT, "build/release/tools/nibble/nibble")
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
-FORMATS = [  # label, how: ("load", dtype) | ("export", dtype) | ("quantize", [flags])
+FORMATS = [  # label, how: ("load", dtype) | ("export", dtype) | ("quantize", [flags]) | ("quantize", [flags], [run flags])
     ("f32", ("load", "f32")),
     ("bf16", ("load", "bf16")),
     ("f16", ("export", "f16")),
@@ -37,6 +37,11 @@ FORMATS = [  # label, how: ("load", dtype) | ("export", dtype) | ("quantize", [f
     ("NF4 + double quant", ("quantize", ["--method", "nf4", "--double-quant"])),
     ("FP4", ("quantize", ["--method", "fp4"])),
     ("int4 absmax (B=64)", ("quantize", ["--method", "int4"])),
+    # nibble's explicit option: the same checkpoints run with int8 activations (llama.cpp's arithmetic)
+    ("NF4, --int8-activations", ("quantize", ["--method", "nf4"], ["--int8-activations"])),
+    ("NF4 + double quant, --int8-activations", ("quantize", ["--method", "nf4", "--double-quant"],
+                                                ["--int8-activations"])),
+    ("int4 absmax (B=64), --int8-activations", ("quantize", ["--method", "int4"], ["--int8-activations"])),
 ]
 HIST_FORMATS = ["int8 absmax (per row)", "LLM.int8() (t=6.0)", "NF4", "NF4 + double quant", "FP4",
                 "int4 absmax (B=64)"]
@@ -168,8 +173,9 @@ def main():
             f32_dir = os.path.join(tmp, "f32")
             run([NIBBLE, "export", "--format", "hf", "--dtype", "f32", "--overwrite", "-m", path, f32_dir])
             orig = read_safetensors(os.path.join(f32_dir, "model.safetensors"))
-            rows, hist = [], []
-            for label, (how, arg) in FORMATS:
+            rows, hist, written = [], [], {}  # written: quantize flags -> (dir, bits/param)
+            for label, spec in FORMATS:
+                how, arg, run_flags = spec[0], spec[1], (spec[2] if len(spec) > 2 else [])
                 bpw = ""
                 if how == "load":
                     out = run([NIBBLE, "perplexity", "-m", path, "--dtype", arg, "--kl-divergence", base] + common)
@@ -177,10 +183,13 @@ def main():
                     qdir = os.path.join(tmp, re.sub(r"[^a-z0-9]+", "_", label.lower()))
                     if how == "export":
                         run([NIBBLE, "export", "--format", "hf", "--dtype", arg, "--overwrite", "-m", path, qdir])
+                    elif tuple(arg) in written:
+                        qdir, bpw = written[tuple(arg)]
                     else:
                         q = run([NIBBLE, "quantize", "--overwrite"] + arg + [path, qdir])
                         m = re.search(r"quantized weights: ([0-9.]+) bits/param", q)
                         bpw = m.group(1) if m else ""
+                        written[tuple(arg)] = (qdir, bpw)
                         dq = qdir + "_dq"
                         run([NIBBLE, "dequantize", "--dtype", "f32", "--overwrite", qdir, dq])
                         deq = read_safetensors(os.path.join(dq, "model.safetensors"))
@@ -188,7 +197,7 @@ def main():
                                 if k.endswith("_proj.weight") and k in orig]
                         if label in HIST_FORMATS:
                             hist.append((label, np.concatenate(errs)))
-                    out = run([NIBBLE, "perplexity", "-m", qdir, "--kl-divergence", base] + common)
+                    out = run([NIBBLE, "perplexity", "-m", qdir, "--kl-divergence", base] + run_flags + common)
                 r = parse_kld(out)
                 r["label"], r["bpw"] = label, bpw
                 rows.append(r)

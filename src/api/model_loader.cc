@@ -2,6 +2,7 @@
 // HF config.json), weights bound by their HF names (GGUF names translated), f32 views
 // borrowed from the map or converted into owned tensors, and the tokenizer.
 #include "api/model_loader.h"
+#include "quant/qgemv4_i8.h"
 
 #include <fmt/format.h>
 
@@ -427,6 +428,14 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
         }
       }
     }
+    if (options.int8_activations) {
+      for (const auto& q : m->quantized) {
+        if (quant::SupportsInt8Activations(*q)) {
+          q->int8_activations = true;
+          ++m->int8_activation_layers;
+        }
+      }
+    }
     const model::QuantizedLookup qlookup = [&](std::string_view name) -> const quant::QTensor* {
       auto it = quantized.find(name);
       return it == quantized.end() ? nullptr : it->second;
@@ -434,6 +443,16 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
     m->model = std::make_unique<model::LlamaModel>(m->config, model::BindHfTensors(m->config, lookup, qlookup));
   }
   return m;
+}
+
+std::optional<std::string> Int8ActivationsWarning(const LoadedModel& m, bool requested) {
+  if (!requested || m.int8_activation_layers > 0) return std::nullopt;
+  if (m.quantized.empty())
+    return std::string("--int8-activations: the model has no quantized layers (write one with `nibble quantize "
+                       "--method nf4`); it runs as without the option");
+  return fmt::format("--int8-activations: none of the {} quantized layers is 4-bit with rows of whole blocks of a "
+                     "multiple of 64 (the model runs as without the option)",
+                     m.quantized.size());
 }
 
 }  // namespace nibble::api

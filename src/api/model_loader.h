@@ -37,6 +37,9 @@ struct LoadOptions {
   std::string tokenizer_path;  // empty: the model's own (see FindDefaultTokenizer)
   bool load_weights = true;    // false: config and tokenizer only
   bool load_tokenizer = true;
+  // 4-bit layers quantize activations to int8 and multiply integers (quant/qgemv4_i8.h):
+  // llama.cpp's arithmetic, faster, not bitsandbytes'. Off by default (--int8-activations).
+  bool int8_activations = false;
 };
 
 // Everything a running model borrows from, kept together so the views stay valid:
@@ -53,12 +56,17 @@ struct LoadedModel {
   std::unique_ptr<model::LlamaModel> model;         // null when !load_weights
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when !load_tokenizer
   std::string tokenizer_source;                     // the file the vocabulary came from
+  int64_t int8_activation_layers = 0;               // quantized layers running with int8 activations
 };
 
 // Opens `path` and builds what `options` asks for. Throws ConfigError for an
 // unsupported architecture (naming the field and its value), a missing config key or
 // a tokenizer whose vocabulary size differs from the model's (naming both numbers).
 std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOptions& options, ExecContext& ctx);
+
+// The warning to print when int8 activations were asked for and no layer can use them
+// (no 4-bit quantized layers, or none whose rows are whole blocks of a multiple of 64).
+std::optional<std::string> Int8ActivationsWarning(const LoadedModel& m, bool requested);
 
 // The model's configuration from its own metadata (llama2.c header, GGUF `llama.*`
 // keys, HF config.json beside the safetensors).

@@ -129,9 +129,11 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   lo.tokenizer_path = o.tokenizer_path;
   lo.weights = api::ParseWeightDtype(o.weight_dtype);
   lo.load_tokenizer = !compare;  // the reference file carries the token ids
+  lo.int8_activations = o.int8_activations;
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
 
   PerplexityReport r;
+  if (auto w = api::Int8ActivationsWarning(*loaded, o.int8_activations)) r.warnings.push_back(*w);
   r.stride = o.stride;
   model::PerplexityOptions mo;
   mo.stride = o.stride;

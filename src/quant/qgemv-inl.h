@@ -19,17 +19,26 @@ HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// Prefetch (into L2: prefetcht1) byte `offset` of row r of the next pass, whose rows
+// start at `next` and are K/2 bytes long. kR row streams 7 KB apart outrun the hardware
+// prefetcher's distance; one row set ahead keeps DRAM busy (bench/RESULTS.md).
+HWY_INLINE void PrefetchNext(const uint8_t* next, size_t r, size_t K, size_t offset) {
+  if (next != nullptr) __builtin_prefetch(next + r * (K / 2) + offset, 0, 2);
+}
+
 // kR rows of a 4-bit weight whose blocks align with the rows (K % B == 0, B % 32 == 0),
 // processed together so each activation load serves kR rows and kR code streams are in
 // flight (the weights come from DRAM: more independent streams, better prefetching).
 //   codes[r]: [K/2] packed row (element 2j high nibble); scales[r]: [K/B] f32 block absmax
 //   xe, xo: [K/2] f32 the even / odd elements of x (deinterleaved once per GEMV)
 //   lut: [16] f32. kBf16: weights f32(lut * s) rounded to bf16 (RNE); xe/xo bf16-rounded.
+//   next: the next pass's first row (its kR rows follow at K/2 bytes each), or null:
+//     PrefetchNext pulls the bytes this pass reads, one row set ahead, into L2.
 // out[r] = sum_k w_k x_k accumulated in f32 (kF32: each block's sum of lut·x, then · s).
 template <bool kBf16, size_t kR>
 HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* codes, const float* const* scales,
                          const float* HWY_RESTRICT xe, const float* HWY_RESTRICT xo, size_t K, size_t B,
-                         float* out) {
+                         float* out, const uint8_t* next) {
   const hn::ScalableTag<float> df;
   constexpr size_t N = hn::MaxLanes(df);
   constexpr bool kVector = Lut16Vectorised(hn::ScalableTag<float>());
@@ -70,7 +79,7 @@ HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* co
       for (size_t r = 0; r < kR; ++r) {
         acc[r] = hn::Zero(df);
         s[r] = hn::Set(df, scales[r][b]);
-        hwy::Prefetch(codes[r] + b * B / 2 + 1024);  // ~16 blocks ahead in this row's stream
+        PrefetchNext(next, r, K, b * B / 2);
       }
       for (size_t j = b * B / 2; j < (b + 1) * B / 2; j += N) {
         const auto x0 = hn::LoadU(df, xe + j), x1 = hn::LoadU(df, xo + j);
@@ -113,7 +122,7 @@ HWY_INLINE void PermuteForWide(DF df, const float* HWY_RESTRICT x, size_t K, flo
 // (block sums of lut·x, then · absmax), in another summation order.
 template <size_t kR>
 HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const* codes, const float* const* scales,
-                             const float* HWY_RESTRICT xp, size_t K, size_t B, float* out) {
+                             const float* HWY_RESTRICT xp, size_t K, size_t B, float* out, const uint8_t* next) {
   size_t log2_b = 0;  // B is a power of two (4-bit block sizes are)
   while ((size_t{1} << log2_b) < B) ++log2_b;
   const hn::ScalableTag<float> df;
@@ -129,7 +138,7 @@ HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const
     hn::Vec<decltype(df)> acc[kR];
     const float* xc = xp + c;
     for (size_t r = 0; r < kR; ++r) {
-      hwy::Prefetch(codes[r] + c / 2 + 1024);
+      PrefetchNext(next, r, K, c / 2);
       const auto q = hn::LoadU(du, reinterpret_cast<const uint32_t*>(codes[r] + c / 2));
       // Two chains per row (even / odd planes) halve the FMA latency chain.
       auto a0 = hn::Mul(table(df, hn::BitCast(di, q)), hn::LoadU(df, xc));

@@ -32,6 +32,10 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
     codes[r] = w->codes.data() + static_cast<size_t>(n) * K / 2;
   };
   const float* lut = w->format->lut;
+  // The rows after this pass (row-major codes), while a whole pass of them remains.
+  auto next_rows = [&](int64_t n) -> const uint8_t* {
+    return n + 2 * static_cast<int64_t>(kR) <= n1 ? w->codes.data() + static_cast<size_t>(n + kR) * K / 2 : nullptr;
+  };
   int64_t n = n0;
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
   const hn::ScalableTag<float> df;
@@ -46,11 +50,11 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
     PermuteForWide(df, x.data(), K, xp.data());
     for (; n + static_cast<int64_t>(kR) <= n1; n += kR) {
       for (size_t r = 0; r < kR; ++r) setup(n + static_cast<int64_t>(r), r);
-      Dot4RowsWide<kR>(lut, codes, scales, xp.data(), K, B, y + n);
+      Dot4RowsWide<kR>(lut, codes, scales, xp.data(), K, B, y + n, next_rows(n));
     }
     for (; n < n1; ++n) {
       setup(n, 0);
-      Dot4RowsWide<1>(lut, codes, scales, xp.data(), K, B, y + n);
+      Dot4RowsWide<1>(lut, codes, scales, xp.data(), K, B, y + n, nullptr);
     }
     return;
   }
@@ -58,17 +62,17 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
   for (; n + static_cast<int64_t>(kR) <= n1; n += kR) {
     for (size_t r = 0; r < kR; ++r) setup(n + static_cast<int64_t>(r), r);
     if (bf16) {
-      Dot4Rows<true, kR>(lut, codes, scales, xe, xo, K, B, y + n);
+      Dot4Rows<true, kR>(lut, codes, scales, xe, xo, K, B, y + n, next_rows(n));
     } else {
-      Dot4Rows<false, kR>(lut, codes, scales, xe, xo, K, B, y + n);
+      Dot4Rows<false, kR>(lut, codes, scales, xe, xo, K, B, y + n, next_rows(n));
     }
   }
   for (; n < n1; ++n) {
     setup(n, 0);
     if (bf16) {
-      Dot4Rows<true, 1>(lut, codes, scales, xe, xo, K, B, y + n);
+      Dot4Rows<true, 1>(lut, codes, scales, xe, xo, K, B, y + n, nullptr);
     } else {
-      Dot4Rows<false, 1>(lut, codes, scales, xe, xo, K, B, y + n);
+      Dot4Rows<false, 1>(lut, codes, scales, xe, xo, K, B, y + n, nullptr);
     }
   }
 }
@@ -103,6 +107,7 @@ HWY_AFTER_NAMESPACE();
 #include "core/float_convert.h"
 #include "kernels/matmul_bf16.h"
 #include "quant/qgemv.h"
+#include "quant/qgemv4_i8.h"
 #include "quant/llm_int8/llm_int8.h"
 
 namespace nibble::quant {
@@ -166,6 +171,10 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
   if (w.method == QuantMethod::kLlmInt8) {
     llm_int8::MatMul(threads, x, M, reinterpret_cast<const int8_t*>(w.codes.data()), w.scales.data(), N, K,
                      w.threshold, y);
+    return;
+  }
+  if (w.int8_activations && SupportsInt8Activations(w)) {
+    QGemv4I8(threads, x, w, y, M);
     return;
   }
   const bool aligned = K % B == 0;
@@ -233,6 +242,10 @@ void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M) {
   const int64_t N = w.rows(), K = w.cols();
   if (w.method == QuantMethod::kLlmInt8) {
     llm_int8::MatMulRef(x, M, reinterpret_cast<const int8_t*>(w.codes.data()), w.scales.data(), N, K, w.threshold, y);
+    return;
+  }
+  if (w.int8_activations && SupportsInt8Activations(w)) {
+    QGemv4I8Ref(x, w, y, M);
     return;
   }
   std::vector<float> row(static_cast<size_t>(K));

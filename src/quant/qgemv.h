@@ -6,6 +6,7 @@
 // block's partial sum once; kBf16 rounds each dequantized weight f32(lut * absmax) to
 // bf16 (RNE) and multiplies it with x rounded to bf16, as bitsandbytes does with
 // bnb_4bit_compute_dtype=bfloat16; kF16 the same with fp16 (scalar path).
+// QTensor::int8_activations (a nibble option) routes 4-bit weights to qgemv4_i8.h.
 #pragma once
 
 #include <cstdint>

@@ -6,11 +6,15 @@
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
 #include "quant/qgemv.h"
+#include "quant/qgemv4_i8.h"
 
 namespace nibble::quant {
 
 void QLinear(int num_threads, Allocator& alloc, const float* x, const QTensor& w, float* y, int64_t M) {
-  if (M < kQLinearGemmMinRows || w.method == QuantMethod::kLlmInt8) {
+  // int8 activations: one definition for every M (the kernel re-reads each group of
+  // rows from cache per token), so perplexity measures what decoding runs.
+  if (M < kQLinearGemmMinRows || w.method == QuantMethod::kLlmInt8 ||
+      (w.int8_activations && SupportsInt8Activations(w))) {
     QGemv(num_threads, x, w, y, M);
     return;
   }

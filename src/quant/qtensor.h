@@ -43,6 +43,10 @@ struct QTensor {
   int64_t nested_blocksize = 256;
 
   float threshold = 6.0f;  // LLM.int8(): llm_int8_threshold (0 disables outlier columns)
+  // nibble option, not stored in checkpoints: 4-bit layers quantize activations to int8
+  // per block of 64 and multiply integers (qgemv4_i8.h), for every batch size. Honoured
+  // only where SupportsInt8Activations(); the compute dtype is then unused.
+  bool int8_activations = false;
 
   std::vector<Tensor> owned;  // storage behind the spans when not borrowed
 

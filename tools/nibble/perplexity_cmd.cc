@@ -90,6 +90,9 @@ std::function<int()> AddPerplexity(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--chunks", o->max_chunks, "Score at most this many windows (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->num_threads, "Threads (default: all cores)");
+  cmd->add_flag("--int8-activations", o->int8_activations,
+                "4-bit layers quantize activations to int8 per block of 64 (llama.cpp's arithmetic; see "
+                "docs/QUALITY.md for its cost)");
   cmd->add_option("--dtype", o->weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
       ->capture_default_str();
   cmd->add_option("--kl-divergence-base", o->kl_divergence_base,

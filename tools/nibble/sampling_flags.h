@@ -23,6 +23,9 @@ void AddSamplingFlags(CLI::App* cmd, Options& o, std::optional<uint64_t>& seed) 
   cmd->add_option("--threads", o.num_threads, "Threads (default: all cores)");
   cmd->add_option("--dtype", o.weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
       ->capture_default_str();
+  cmd->add_flag("--int8-activations", o.int8_activations,
+                "4-bit layers quantize activations to int8 per block of 64 and multiply integers (VNNI): "
+                "llama.cpp's arithmetic, faster than bitsandbytes' compute dtype, at a small KL-divergence cost");
 }
 
 }  // namespace nibble::cli

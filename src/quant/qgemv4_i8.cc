@@ -1,0 +1,150 @@
+// The int8-activation 4-bit GEMV: activation quantization, the int8 weight table, the
+// scalar oracle, and the dispatch to the VNNI kernel (or the oracle's loop elsewhere).
+#include "quant/qgemv4_i8.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.h"
+
+namespace nibble::quant {
+
+bool SupportsInt8Activations(const QTensor& w) {
+  const int64_t K = w.cols(), B = w.blocksize;
+  return w.method != QuantMethod::kLlmInt8 && w.format != nullptr && w.format->code_bits == 4 &&
+         w.format->lut != nullptr && K % kActBlock == 0 && B % kActBlock == 0 && K % B == 0;
+}
+
+Int8Table MakeInt8Table(const float* lut16) {
+  float tmax = 0.0f;
+  bool integers = true;
+  for (int c = 0; c < 16; ++c) {
+    tmax = std::max(tmax, std::fabs(lut16[c]));
+    integers = integers && lut16[c] == std::nearbyint(lut16[c]);
+  }
+  Int8Table t{};
+  t.mult = tmax == 0.0f ? 1.0f : (integers ? std::floor(127.0f / tmax) : 127.0f / tmax);
+  for (int c = 0; c < 16; ++c) t.t[c] = static_cast<int8_t>(std::nearbyint(lut16[c] * t.mult));
+  return t;
+}
+
+// Round to nearest even for |v| < 2^22 in the default rounding mode (equal to
+// nearbyint there, without its library call): 1.5 * 2^23 pushes the fraction out.
+inline float RoundNearestEven(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
+void QuantizeActivationsQ8(const float* x, int64_t K, Q8Activations* out) {
+  const int64_t nb = K / kActBlock;
+  out->q.resize(static_cast<size_t>(K));
+  out->d.resize(static_cast<size_t>(nb));
+  out->sum.resize(static_cast<size_t>(nb));
+  for (int64_t j = 0; j < nb; ++j) {
+    const float* xb = x + j * kActBlock;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < kActBlock; ++k) amax = std::max(amax, std::fabs(xb[k]));
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int32_t s = 0;
+    int8_t* q = out->q.data() + j * kActBlock;
+    for (int64_t k = 0; k < kActBlock; ++k) {
+      // |x * inv| <= 127 * (1 + 2^-23) < 127.5: the clamp only guards NaN-free overshoot.
+      const float v = std::clamp(RoundNearestEven(xb[k] * inv), -127.0f, 127.0f);
+      q[k] = static_cast<int8_t>(v);
+      s += static_cast<int32_t>(v);
+    }
+    out->d[static_cast<size_t>(j)] = amax / 127.0f;
+    out->sum[static_cast<size_t>(j)] = s;
+  }
+}
+
+namespace {
+
+// Rows [n0, n1) by the definition, for activations `a` (one x row) into y[n].
+void RowsI8Ref(const QTensor& w, const Int8Table& tab, const Q8Activations& a, float* y, int64_t n0, int64_t n1,
+               std::vector<float>* scales) {
+  const int64_t K = w.cols(), B = w.blocksize, bpr = K / B;
+  scales->resize(static_cast<size_t>(bpr));
+  for (int64_t n = n0; n < n1; ++n) {
+    w.BlockScales(n * bpr, (n + 1) * bpr, scales->data());
+    const uint8_t* codes = w.codes.data() + n * K / 2;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < K / kActBlock; ++j) {
+      int32_t dot = 0;
+      for (int64_t k = j * kActBlock; k < (j + 1) * kActBlock; k += 2) {
+        const uint8_t c = codes[k / 2];
+        dot += tab.t[c >> 4] * a.q[static_cast<size_t>(k)] + tab.t[c & 0xF] * a.q[static_cast<size_t>(k + 1)];
+      }
+      const float s = a.d[static_cast<size_t>(j)] * ((*scales)[static_cast<size_t>(j * kActBlock / B)] / tab.mult);
+      acc += static_cast<float>(dot) * s;
+    }
+    y[n] = acc;
+  }
+}
+
+}  // namespace
+
+void QGemv4I8Ref(const float* x, const QTensor& w, float* y, int64_t M) {
+  const int64_t N = w.rows(), K = w.cols();
+  const Int8Table tab = MakeInt8Table(w.format->lut);
+  Q8Activations a;
+  std::vector<float> scales;
+  for (int64_t m = 0; m < M; ++m) {
+    QuantizeActivationsQ8(x + m * K, K, &a);
+    RowsI8Ref(w, tab, a, y + m * N, 0, N, &scales);
+  }
+}
+
+namespace detail {
+
+void LayoutForVnni(const Q8Activations& a, int64_t K, float mult, VnniActivations* out) {
+  const int64_t nb = K / kActBlock, groups = (nb + 3) / 4;
+  out->xa.assign(static_cast<size_t>(groups * 256), 0);
+  out->bias.assign(static_cast<size_t>(groups * 16), 0);
+  out->sa.assign(static_cast<size_t>(groups * 16), 0.0f);
+  static constexpr int64_t kOff[4][2] = {{0, 1}, {0, 0}, {32, 1}, {32, 0}};  // {base, parity} per step j
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / 4, k = b % 4;
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t i = 0; i < 16; ++i)
+        out->xa[static_cast<size_t>(g * 256 + j * 64 + k * 16 + i)] =
+            a.q[static_cast<size_t>(b * kActBlock + kOff[j][0] + 2 * i + kOff[j][1])];
+    for (int64_t l = 0; l < 4; ++l) {
+      out->bias[static_cast<size_t>(g * 16 + 4 * k + l)] = -32 * a.sum[static_cast<size_t>(b)];
+      out->sa[static_cast<size_t>(g * 16 + 4 * k + l)] = a.d[static_cast<size_t>(b)] / mult;
+    }
+  }
+}
+
+}  // namespace detail
+
+void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept {
+  const int threads = std::max(1, num_threads);
+  const int64_t N = w.rows(), K = w.cols();
+  const Int8Table tab = MakeInt8Table(w.format->lut);
+  if (w.blocksize == kActBlock && CpuHasAvx512Vnni()) {
+    std::vector<detail::VnniActivations> va(static_cast<size_t>(M));
+    for (int64_t m = 0; m < M; ++m) detail::QuantizeForVnni(x + m * K, K, tab.mult, &va[static_cast<size_t>(m)]);
+    const int64_t groups = (K / kActBlock + 3) / 4;
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> scale_buf(static_cast<size_t>(4 * groups * 4));
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      detail::Gemv4I8RowsVnni(&w, tab, va.data(), M, y, N * t / nt, N * (t + 1) / nt, scale_buf.data());
+    }
+    return;
+  }
+  std::vector<Q8Activations> a(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) QuantizeActivationsQ8(x + m * K, K, &a[static_cast<size_t>(m)]);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> scales;
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int64_t m = 0; m < M; ++m)
+      RowsI8Ref(w, tab, a[static_cast<size_t>(m)], y + m * N, N * t / nt, N * (t + 1) / nt, &scales);
+  }
+}
+
+}  // namespace nibble::quant
