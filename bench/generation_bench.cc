@@ -45,8 +45,9 @@ double WeightBytesPerToken(const model::LlamaModel& m) {
   const model::LlamaWeights& w = m.weights();
   // Quantized roles (QuantizedRoles) count their codes and scales; dense views their bytes.
   const bool tied = m.config().tie_word_embeddings;
-  double bytes = !tied && w.lm_head_q != nullptr ? static_cast<double>(w.lm_head_q->StorageBytes())
-                                                  : static_cast<double>(w.Classifier(m.config()).NumBytes());
+  const quant::QTensor* cls_q = w.classifier_q != nullptr ? w.classifier_q : (tied ? nullptr : w.lm_head_q);
+  double bytes = cls_q != nullptr ? static_cast<double>(cls_q->StorageBytes())
+                                  : static_cast<double>(w.Classifier(m.config()).NumBytes());
   bytes += static_cast<double>(w.embed.NumBytes()) / static_cast<double>(w.embed.shape[0]);
   for (const model::LlamaLayerWeights& l : w.layers) {
     const ConstTensorView* dense[] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
@@ -73,6 +74,8 @@ const BenchModel& GetModel() {
       // NIBBLE_BENCH_INT8_ACTIVATIONS=1: the CLI's --int8-activations.
       const char* i8 = std::getenv("NIBBLE_BENCH_INT8_ACTIVATIONS");
       lo.int8_activations = i8 != nullptr && std::string_view(i8) == "1";
+      const char* i8c = std::getenv("NIBBLE_BENCH_INT8_CLASSIFIER");  // --int8-classifier
+      lo.int8_classifier = i8c != nullptr && std::string_view(i8c) == "1";
       b.loaded = api::LoadModel(path, lo, *b.load_ctx);
       b.bytes_per_token = WeightBytesPerToken(*b.loaded->model);
     } catch (const std::exception& e) {

@@ -14,8 +14,9 @@
 # Env: NIBBLE_SMOLLM2_GGUF (model), NIBBLE_BUILD_DIR (release build, default build/release),
 #      NIBBLE_PEER_WORK (scratch folder, default /tmp/smol), LLAMA_CPP_PYTHON_VERSION (0.3.36),
 #      ROUNDS (default 2), REPS (default 3), QUIET_WAIT_S (default 2400), NICE (build niceness, 19),
-#      NF4_VARIANTS (default "nf4 nf4-bf16 nf4-dq nf4-i8 nf4-dq-i8"; a -i8 suffix runs that
-#      checkpoint with --int8-activations), LLAMA_TYPES (default "Q4_0 IQ4_NL").
+#      NF4_VARIANTS (default "nf4 nf4-bf16 nf4-dq nf4-i8 nf4-i8-cls"; suffix -i8 runs that
+#      checkpoint with --int8-activations, -cls adds --int8-classifier), LLAMA_TYPES (default
+#      "Q4_0 IQ4_NL").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${NIBBLE_BUILD_DIR:-$root/build/release}"
@@ -24,7 +25,8 @@ work="${NIBBLE_PEER_WORK:-/tmp/smol}"
 rounds="${ROUNDS:-2}"
 reps="${REPS:-3}"
 nice_n="${NICE:-19}"
-variants="${NF4_VARIANTS:-nf4 nf4-bf16 nf4-dq nf4-i8 nf4-dq-i8}"
+variants="${NF4_VARIANTS:-nf4 nf4-bf16 nf4-dq nf4-i8 nf4-i8-cls}"
+ckpt() { local v="${1%-cls}"; echo "${v%-i8}"; }  # the checkpoint a variant runs
 ltypes="${LLAMA_TYPES:-Q4_0 IQ4_NL}"
 peers="$root/build/peers"
 want="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -64,7 +66,7 @@ for t in $ltypes; do
   [[ -f "$out" ]] || nice -n "$nice_n" "$lbuild/bin/llama-quantize" "$f32" "$out" "$t" >"$work/quantize-${t,,}.log" 2>&1
 done
 for v in $variants; do
-  [[ "$v" == *-i8 ]] && continue  # the same checkpoint as without the suffix
+  [[ "$(ckpt "$v")" != "$v" ]] && continue  # a run option on another variant's checkpoint
   case "$v" in
     nf4) args=() ;;
     nf4-bf16) args=(--compute-dtype bfloat16) ;;
@@ -112,9 +114,10 @@ for r in $(seq 1 "$rounds"); do
       "$lbench" "$work/smollm2-${t,,}.gguf" "$reps" "$work/llama-${t,,}-$r.json" "$work/llama-${t,,}-$r.log"
   done
   for v in $variants; do
-    i8=0; [[ "$v" == *-i8 ]] && i8=1
-    measured "nibble-$v/$r" env NIBBLE_BENCH_MODEL="$work/smollm2-${v%-i8}" NIBBLE_BENCH_INT8_ACTIVATIONS=$i8 \
-      OMP_PROC_BIND=false sh -c \
+    i8=0; [[ "$v" == *-i8* ]] && i8=1
+    cls=0; [[ "$v" == *-cls ]] && cls=1
+    measured "nibble-$v/$r" env NIBBLE_BENCH_MODEL="$work/smollm2-$(ckpt "$v")" NIBBLE_BENCH_INT8_ACTIVATIONS=$i8 \
+      NIBBLE_BENCH_INT8_CLASSIFIER=$cls OMP_PROC_BIND=false sh -c \
       '"$1" --benchmark_filter="BM_ReadBandwidth|BM_Generation" --benchmark_repetitions="$2" \
        --benchmark_format=json >"$3" 2>"$4"' _ "$bench" "$reps" "$work/nibble-$v-$r.json" "$work/nibble-$v-$r.log"
   done

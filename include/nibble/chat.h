@@ -41,6 +41,9 @@ struct ChatOptions {
   // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
   // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.
   bool int8_activations = false;
+  // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
+  // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
+  bool int8_classifier = false;
   int64_t ctx_size = 0;          // 0: the declared context, at most GenerateOptions::kDefaultMaxCtx
   // Keep the KV cache between turns and forward only the tokens after the longest
   // prefix shared with what it holds. false: re-run the whole conversation each turn.

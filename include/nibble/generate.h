@@ -32,6 +32,9 @@ struct GenerateOptions {
   // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
   // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.
   bool int8_activations = false;
+  // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
+  // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
+  bool int8_classifier = false;
   // KV cache positions. 0: the context the file declares, at most kDefaultMaxCtx. A value
   // above the declared context is allowed with a warning (llama.cpp does the same).
   int64_t ctx_size = 0;

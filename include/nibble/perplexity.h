@@ -26,6 +26,9 @@ struct PerplexityOptions {
   // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
   // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.
   bool int8_activations = false;
+  // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
+  // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
+  bool int8_classifier = false;
   // KL divergence (llama.cpp's --kl-divergence-base / --kl-divergence), llama.cpp protocol
   // only. kl_divergence_base: write this run's reference log-probs to the file.
   // kl_divergence: read a reference file and compare this model with it on the file's

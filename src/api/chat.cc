@@ -128,6 +128,7 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
   lo.tokenizer_path = o.tokenizer_path;
   lo.weights = api::ParseWeightDtype(o.weight_dtype);
   lo.int8_activations = o.int8_activations;
+  lo.int8_classifier = o.int8_classifier;
   s.loaded = api::LoadModel(o.model_path, lo, s.ctx);
   if (auto w = api::Int8ActivationsWarning(*s.loaded, o.int8_activations)) s.warnings.push_back(*w);
   if (!o.template_path.empty()) {

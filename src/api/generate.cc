@@ -98,6 +98,7 @@ GenerateReport Generate(const GenerateOptions& o) {
   lo.tokenizer_path = o.tokenizer_path;
   lo.weights = api::ParseWeightDtype(o.weight_dtype);
   lo.int8_activations = o.int8_activations;
+  lo.int8_classifier = o.int8_classifier;
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
   if (auto w = api::Int8ActivationsWarning(*loaded, o.int8_activations)) r.warnings.push_back(*w);
   const model::LlamaConfig& config = loaded->config;

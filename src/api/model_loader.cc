@@ -440,7 +440,17 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       auto it = quantized.find(name);
       return it == quantized.end() ? nullptr : it->second;
     };
-    m->model = std::make_unique<model::LlamaModel>(m->config, model::BindHfTensors(m->config, lookup, qlookup));
+    model::LlamaWeights weights = model::BindHfTensors(m->config, lookup, qlookup);
+    if (options.int8_classifier) {
+      const ConstTensorView& cls = weights.Classifier(m->config);
+      std::vector<float> f32(static_cast<size_t>(cls.shape.NumElems()));
+      kernels::ConvertToF32(cls.dtype, cls.data, f32.data(), f32.size());
+      m->quantized.push_back(std::make_unique<quant::QTensor>(quant::QuantizeMatrix(
+          ctx.allocator(), f32.data(), cls.shape, cls.dtype,
+          {.method = quant::QuantMethod::kLlmInt8, .threshold = 0.0f}, ctx.num_threads())));
+      weights.classifier_q = m->quantized.back().get();
+    }
+    m->model = std::make_unique<model::LlamaModel>(m->config, std::move(weights));
   }
   return m;
 }

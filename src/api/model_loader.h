@@ -40,6 +40,11 @@ struct LoadOptions {
   // 4-bit layers quantize activations to int8 and multiply integers (quant/qgemv4_i8.h):
   // llama.cpp's arithmetic, faster, not bitsandbytes'. Off by default (--int8-activations).
   bool int8_activations = false;
+  // The classifier (lm_head, or the tied embedding) quantized at load to int8 per row and
+  // run as LLM.int8() without outlier columns (int8 activations per token, exact int32
+  // products): half the bytes of a bf16 classifier per token, like llama.cpp's Q8_0 output.
+  // The embedding lookup keeps the dense table. Off by default (--int8-classifier).
+  bool int8_classifier = false;
 };
 
 // Everything a running model borrows from, kept together so the views stay valid:

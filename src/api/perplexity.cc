@@ -130,6 +130,7 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   lo.weights = api::ParseWeightDtype(o.weight_dtype);
   lo.load_tokenizer = !compare;  // the reference file carries the token ids
   lo.int8_activations = o.int8_activations;
+  lo.int8_classifier = o.int8_classifier;
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
 
   PerplexityReport r;

@@ -177,7 +177,8 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   const size_t first = mode == LogitsMode::kAll ? 0 : T - 1;
   const size_t rows = T - first;
   kernels::RmsNorm(h + first * D, F32(weights_.final_norm), a, rows, D, eps);
-  const quant::QTensor* cls_q = c.tie_word_embeddings ? nullptr : weights_.lm_head_q;
+  const quant::QTensor* cls_q =
+      weights_.classifier_q != nullptr ? weights_.classifier_q : (c.tie_word_embeddings ? nullptr : weights_.lm_head_q);
   Linear(threads, ctx.allocator(), a, weights_.Classifier(c), cls_q, logits.data(), rows, V, D);
 }
 

@@ -55,6 +55,9 @@ struct LlamaWeights {
   ConstTensorView final_norm;             // [D] f32, model.norm
   ConstTensorView lm_head;                // [V, D] f32|bf16; absent (ignored) when tie_word_embeddings
   const quant::QTensor* lm_head_q = nullptr;  // quantized classifier (instead of lm_head), if any
+  // The classifier quantized at load (the CLI's --int8-classifier), tied or not; when set
+  // it replaces Classifier() and lm_head_q.
+  const quant::QTensor* classifier_q = nullptr;
 
   // Throws ShapeError naming the role ("layer 3 w_up") when a tensor is missing, has a
   // dtype other than the above or has the wrong shape for `config` (which must already

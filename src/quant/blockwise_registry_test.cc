@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -244,6 +245,28 @@ TEST(BlockwiseRegistry, BadBlocksizesThrow) {
   EXPECT_THROW(QuantizeMatrix(alloc, x.data(), Shape{4, 64}, DType::kF32,
                               {.method = QuantMethod::kInt8Absmax, .blocksize = 64, .double_quant = true}, 1),
                ConfigError);
+}
+
+// A prompt-sized product: several row tiles (K = 4096: 128 rows per tile, N = 300) and
+// tokens with outliers, on the VNNI and the Highway path: bit-identical to the Ref.
+TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnBothPaths) {
+  Allocator alloc;
+  const int64_t N = 300, K = 4096, M = 6;
+  const std::vector<float> w = Normal(static_cast<size_t>(N * K), 12, 0.05f);
+  const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF16,
+                                   {.method = QuantMethod::kLlmInt8, .threshold = 6.0f}, 2);
+  std::vector<float> x = Normal(static_cast<size_t>(M * K), 13, 1.0f);
+  x[5] = 8.0f;
+  x[3 * K + 2000] = -6.5f;
+  std::vector<float> ref(static_cast<size_t>(M * N));
+  QGemvRef(x.data(), q, ref.data(), M);
+  for (const char* disable : {"0", "1"}) {
+    setenv("NIBBLE_DISABLE_VNNI", disable, 1);
+    std::vector<float> y(ref.size());
+    QLinear(2, alloc, x.data(), q, y.data(), M);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(ref[i])) << "disable_vnni=" << disable << " " << i;
+  }
+  unsetenv("NIBBLE_DISABLE_VNNI");
 }
 
 TEST(LlmInt8, GemvWithOutliersMatchesRefAndF64) {

@@ -124,7 +124,7 @@ void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64
   const int threads = std::max(1, num_threads);
   const int64_t N = w.rows(), K = w.cols();
   const Int8Table tab = MakeInt8Table(w.format->lut);
-  if (w.blocksize == kActBlock && CpuHasAvx512Vnni()) {
+  if (CpuHasAvx512Vnni()) {
     std::vector<detail::VnniActivations> va(static_cast<size_t>(M));
     for (int64_t m = 0; m < M; ++m) detail::QuantizeForVnni(x + m * K, K, tab.mult, &va[static_cast<size_t>(m)]);
     const int64_t groups = (K / kActBlock + 3) / 4;

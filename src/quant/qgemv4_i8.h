@@ -64,7 +64,8 @@ void LayoutForVnni(const Q8Activations& a, int64_t K, float mult, VnniActivation
 // (qgemv4_i8_avx512vnni.cc; precondition CpuHasAvx512Vnni()).
 void QuantizeForVnni(const float* x, int64_t K, float mult, VnniActivations* out) noexcept;
 // Rows [n0, n1) of the M products (qgemv4_i8_avx512vnni.cc). Preconditions:
-// CpuHasAvx512Vnni(), blocksize 64, K % 64 == 0. act: [M]; y: [M, N]; scale_buf: [4 * ceil(K/256)*4].
+// CpuHasAvx512Vnni(), SupportsInt8Activations(*w). act: [M]; y: [M, N];
+// scale_buf: [4 * ceil(K/256)*4].
 void Gemv4I8RowsVnni(const QTensor* w, const Int8Table& table, const VnniActivations* act, int64_t M, float* y,
                      int64_t n0, int64_t n1, float* scale_buf) noexcept;
 }  // namespace detail

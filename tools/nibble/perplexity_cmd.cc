@@ -93,6 +93,8 @@ std::function<int()> AddPerplexity(CLI::App& app) {
   cmd->add_flag("--int8-activations", o->int8_activations,
                 "4-bit layers quantize activations to int8 per block of 64 (llama.cpp's arithmetic; see "
                 "docs/QUALITY.md for its cost)");
+  cmd->add_flag("--int8-classifier", o->int8_classifier,
+                "Quantize the classifier at load to int8 per row (LLM.int8() without outliers)");
   cmd->add_option("--dtype", o->weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
       ->capture_default_str();
   cmd->add_option("--kl-divergence-base", o->kl_divergence_base,

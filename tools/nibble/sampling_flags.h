@@ -26,6 +26,9 @@ void AddSamplingFlags(CLI::App* cmd, Options& o, std::optional<uint64_t>& seed) 
   cmd->add_flag("--int8-activations", o.int8_activations,
                 "4-bit layers quantize activations to int8 per block of 64 and multiply integers (VNNI): "
                 "llama.cpp's arithmetic, faster than bitsandbytes' compute dtype, at a small KL-divergence cost");
+  cmd->add_flag("--int8-classifier", o.int8_classifier,
+                "Quantize the classifier (lm_head or the tied embedding) at load to int8 per row, run as LLM.int8() "
+                "without outliers: half the bytes per token of bf16 (llama.cpp stores it as Q8_0)");
 }
 
 }  // namespace nibble::cli

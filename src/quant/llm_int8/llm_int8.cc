@@ -63,28 +63,37 @@ void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const 
   const ActivationQuant q = QuantizeActivationsRef(x, M, K, threshold);
   const auto num_outliers = static_cast<int64_t>(q.outlier_cols.size());
   const bool vnni = UseVnni();
-  std::vector<uint8_t> abs_a(vnni ? static_cast<size_t>(K) : 0);
-  std::vector<uint64_t> neg(vnni ? static_cast<size_t>((K + 63) / 64) : 0);
-  std::vector<int32_t> acc(static_cast<size_t>(N));
-  for (int64_t m = 0; m < M; ++m) {
-    const int8_t* a = q.ca.data() + m * K;
-    if (vnni) {  // vpdpbusd takes |a| unsigned; the signs move onto the weights
-      std::fill(neg.begin(), neg.end(), 0);
-      for (int64_t k = 0; k < K; ++k) {
-        abs_a[k] = static_cast<uint8_t>(a[k] < 0 ? -a[k] : a[k]);
-        if (a[k] < 0) neg[k / 64] |= uint64_t{1} << (k % 64);
-      }
+  // vpdpbusd takes |a| unsigned; the signs move onto the weights (per token: [K] bytes
+  // and a [ceil(K/64)] sign mask).
+  const int64_t words = (K + 63) / 64;
+  std::vector<uint8_t> abs_a(vnni ? static_cast<size_t>(M * K) : 0);
+  std::vector<uint64_t> neg(vnni ? static_cast<size_t>(M * words) : 0);
+  if (vnni) {
+    for (int64_t i = 0; i < M * K; ++i) {
+      const int8_t a = q.ca[static_cast<size_t>(i)];
+      abs_a[static_cast<size_t>(i)] = static_cast<uint8_t>(a < 0 ? -a : a);
+      if (a < 0) neg[static_cast<size_t>(i / K * words + i % K / 64)] |= uint64_t{1} << (i % K % 64);
     }
+  }
+  // Blocked over output rows: a tile of rows (<= 512 KiB of codes, L2-resident) serves
+  // every token before the next tile, so a prompt streams the weights from DRAM once
+  // instead of once per token. The integers and Finish are those of one token at a time.
+  const int64_t tile = std::clamp<int64_t>((int64_t{512} << 10) / std::max<int64_t>(K, 1), 4, 256);
 #pragma omp parallel num_threads(std::max(1, num_threads))
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-      if (vnni) {
-        detail::Int8DotRowsVnni(abs_a.data(), neg.data(), cb, K, acc.data(), n0, n1);
-      } else {
-        HWY_DYNAMIC_DISPATCH(DotRowsImpl)(a, cb, K, acc.data(), n0, n1);
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+    std::vector<int32_t> acc(static_cast<size_t>(N));
+    for (int64_t r0 = n0; r0 < n1; r0 += tile) {
+      const int64_t r1 = std::min(n1, r0 + tile);
+      for (int64_t m = 0; m < M; ++m) {
+        if (vnni) {
+          detail::Int8DotRowsVnni(abs_a.data() + m * K, neg.data() + m * words, cb, K, acc.data(), r0, r1);
+        } else {
+          HWY_DYNAMIC_DISPATCH(DotRowsImpl)(q.ca.data() + m * K, cb, K, acc.data(), r0, r1);
+        }
+        Finish(x + m * K, acc.data(), q.sca[m], q.outlier_cols.data(), num_outliers, cb, scb, K, y + m * N, r0, r1);
       }
-      Finish(x + m * K, acc.data(), q.sca[m], q.outlier_cols.data(), num_outliers, cb, scb, K, y + m * N, n0, n1);
     }
   }
 }

@@ -37,7 +37,8 @@ void Int8MatMulRef(const int8_t* ca, const int8_t* cb, int64_t M, int64_t N, int
 // y: [M, N] = Y8 + x[:, O] · Wd[:, O]ᵀ. x: [M, K] f32; cb: [N, K]; scb: [N].
 void MatMulRef(const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K, float threshold,
                float* y);
-// Same result, fast path: Highway int8 dot products, parallel over output rows.
+// Same result, fast path: vpdpbusd (or Highway) int8 dot products, parallel over output
+// rows, blocked so that each L2-sized tile of rows serves every token of a prompt.
 void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K,
             float threshold, float* y);
 
