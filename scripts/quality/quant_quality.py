@@ -42,6 +42,8 @@ FORMATS = [  # label, how: ("load", dtype) | ("export", dtype) | ("quantize", [f
     ("NF4 + double quant, --int8-activations", ("quantize", ["--method", "nf4", "--double-quant"],
                                                 ["--int8-activations"])),
     ("int4 absmax (B=64), --int8-activations", ("quantize", ["--method", "int4"], ["--int8-activations"])),
+    ("NF4, --int8-activations --int8-classifier", ("quantize", ["--method", "nf4"],
+                                                   ["--int8-activations", "--int8-classifier"])),
 ]
 HIST_FORMATS = ["int8 absmax (per row)", "LLM.int8() (t=6.0)", "NF4", "NF4 + double quant", "FP4",
                 "int4 absmax (B=64)"]
