@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -248,6 +249,47 @@ TEST(Int8Activations, VnniActivationQuantizerEqualsScalar) {
     Q8Activations a;
     QuantizeActivationsQ8(x.data(), K, &a);
     for (int k = 0; k < 64; ++k) EXPECT_EQ(a.q[k], static_cast<int8_t>(std::nearbyint(x[k]))) << k;  // RNE ties
+  }
+}
+
+// Prompts (M >= 4) take the 2-rows x 4-tokens tiles; per (row, token) they run the
+// GEMV's operations in its order, so each row of the result equals a one-token call bit
+// for bit (odd N: a single-row tile; M = 11: two 4-token tiles and 3 single tokens).
+TEST(Int8Activations, PromptTilesEqualTokenByToken) {
+  Allocator alloc;
+  for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{13, 320, 64}, {10, 1024, 128}}) {
+    const std::vector<float> w = Normal(static_cast<size_t>(N * K), 31, 0.02f);
+    QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                               {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
+    q.int8_activations = true;
+    const int64_t M = 11;
+    const std::vector<float> x = Normal(static_cast<size_t>(M * K), 32, 1.0f);
+    std::vector<float> y(static_cast<size_t>(M * N)), one(static_cast<size_t>(N));
+    QGemv(2, x.data(), q, y.data(), M);
+    for (int64_t m = 0; m < M; ++m) {
+      QGemv(1, x.data() + m * K, q, one.data(), 1);
+      for (int64_t n = 0; n < N; ++n)
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[m * N + n]), std::bit_cast<uint32_t>(one[n])) << "K=" << K << " m=" << m << " n=" << n;
+    }
+  }
+}
+
+// Double-quantized absmax rebuilt with gathers inside the kernel: a row whose blocks
+// straddle nested blocks (K / 64 = 5 blocks per row, nested blocks of 256) and scales
+// where a wrong rebuilt absmax shows: the kernel equals the definition (rebuilt by
+// QTensor::BlockScales) on every row.
+TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
+  Allocator alloc;
+  const int64_t N = 301, K = 320;
+  std::vector<float> w = Normal(static_cast<size_t>(N * K), 41, 0.02f);
+  for (int64_t i = 0; i < N * K; i += 97) w[static_cast<size_t>(i)] *= 40.0f;  // spread the absmax
+  QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                             {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
+  q.int8_activations = true;
+  ASSERT_TRUE(q.nested);
+  for (int64_t M : {int64_t{1}, int64_t{5}}) {
+    const std::vector<float> x = Normal(static_cast<size_t>(M * K), 42, 1.0f);
+    ExpectMatchesDefinition(q, x, M, "nested");
   }
 }
 

@@ -34,6 +34,16 @@ TEST(QuantizeCli, QuantizeDequantizeExport) {
   const RunResult g = RunCli("generate -m " + dir.File("nf4") + " -p \"Once upon a time\" -n 8 --temp 0");
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_EQ(g.out.rfind("Once upon a time", 0), 0u) << g.out;
+  // The int8 options run the checkpoint; on a dense model --int8-activations warns.
+  const RunResult g8 = RunCli("generate -m " + dir.File("nf4") +
+                              " --int8-activations --int8-classifier -p \"Once upon a time\" -n 8 --temp 0");
+  ASSERT_EQ(g8.exit_code, 0) << g8.err;
+  EXPECT_EQ(g8.out.rfind("Once upon a time", 0), 0u) << g8.out;
+  EXPECT_EQ((g8.out + g8.err).find("warning"), std::string::npos) << g8.out << g8.err;
+  const RunResult gd = RunCli("generate -m " + kModel + " --int8-activations -n 4 --temp 0");
+  ASSERT_EQ(gd.exit_code, 0) << gd.err;
+  EXPECT_NE((gd.out + gd.err).find("--int8-activations: the model has no quantized layers"), std::string::npos)
+      << gd.out << gd.err;
   const RunResult d = RunCli("dequantize --dtype bf16 " + dir.File("nf4") + " " + dir.File("plain"));
   ASSERT_EQ(d.exit_code, 0) << d.err;
   EXPECT_NE(d.out.find("summary: dequantize"), std::string::npos);
