@@ -20,6 +20,7 @@
 #include "nibble/quantize.h"
 #include "quant/qgemv4_i8.h"
 #include "quant/registry.h"
+#include "util/logit_stats.h"
 #include "util/temp_dir.h"
 #include "util/test_paths.h"
 
@@ -39,30 +40,12 @@ std::vector<float> AllLogits(const LoadedModel& m, ExecContext& ctx) {
 }
 
 struct Agreement {
-  double mean_kld = 0, top1 = 0, max_abs = 0;
+  double mean_kld, top1, max_abs;
 };
 
 Agreement Compare(const std::vector<float>& base, const std::vector<float>& other, int64_t V) {
-  Agreement a;
-  for (int64_t t = 0; t < kT; ++t) {
-    const float* p = base.data() + t * V;
-    const float* q = other.data() + t * V;
-    const double mp = *std::max_element(p, p + V), mq = *std::max_element(q, q + V);
-    double zp = 0, zq = 0;
-    for (int64_t v = 0; v < V; ++v) {
-      zp += std::exp(p[v] - mp);
-      zq += std::exp(q[v] - mq);
-    }
-    double kld = 0;
-    for (int64_t v = 0; v < V; ++v) {
-      const double lp = p[v] - mp - std::log(zp), lq = q[v] - mq - std::log(zq);
-      kld += std::exp(lp) * (lp - lq);
-      a.max_abs = std::max(a.max_abs, std::fabs(double(p[v]) - q[v]));
-    }
-    a.mean_kld += kld / kT;
-    a.top1 += (std::max_element(p, p + V) - p == std::max_element(q, q + V) - q) ? 1.0 / kT : 0.0;
-  }
-  return a;
+  const auto v = static_cast<size_t>(V);
+  return {test::MeanKld(base, other, v), test::Top1Agreement(base, other, v), test::MaxAbsDiff(base, other)};
 }
 
 TEST(Int8Options, ClassifierQuantizedAtLoadAndUsed) {

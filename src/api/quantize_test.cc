@@ -19,6 +19,7 @@
 #include "nibble/quantize.h"
 #include "quant/registry.h"
 #include "util/file_bytes.h"
+#include "util/logit_stats.h"
 #include "util/temp_dir.h"
 #include "util/test_paths.h"
 
@@ -40,34 +41,11 @@ std::vector<float> Logits(const std::string& path, api::WeightDtype dt = api::We
   return logits;
 }
 
-// Mean KL(ref || q) over the prompt positions, from [T, V] logits.
-double MeanKld(const std::vector<float>& ref, const std::vector<float>& q, size_t V) {
-  const size_t T = ref.size() / V;
-  double total = 0;
-  for (size_t t = 0; t < T; ++t) {
-    const float* a = ref.data() + t * V;
-    const float* b = q.data() + t * V;
-    const double ma = *std::max_element(a, a + V), mb = *std::max_element(b, b + V);
-    double za = 0, zb = 0;
-    for (size_t i = 0; i < V; ++i) {
-      za += std::exp(a[i] - ma);
-      zb += std::exp(b[i] - mb);
-    }
-    double kl = 0;
-    for (size_t i = 0; i < V; ++i) {
-      const double la = a[i] - ma - std::log(za), lb = b[i] - mb - std::log(zb);
-      kl += std::exp(la) * (la - lb);
-    }
-    total += kl;
-  }
-  return total / static_cast<double>(T);
-}
+using test::MeanKld;
 
 double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(double(a[i]) - b[i]));
-  return d;
+  return test::MaxAbsDiff(a, b);
 }
 
 TEST(Quantize, ExportReproducesTheSourceModel) {

@@ -10,6 +10,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "kernels/avx512_sum_lanes.h"
+
 #define NB_AVX512BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 namespace nibble::kernels::detail {
@@ -22,17 +24,6 @@ constexpr size_t kPairsPerStep = 32;
 
 NB_AVX512BF16_TARGET inline __m512bh LoadBf16(const uint16_t* p, __mmask32 mask) {
   return (__m512bh)_mm512_maskz_loadu_epi16(mask, p);
-}
-
-// Sum of the 16 lanes through memory, pairwise. Not _mm512_reduce_add_ps or lane
-// shuffles: g++ 12.2 flags their internal _mm512_undefined_* operand with
-// -Wuninitialized (GCC PR 105593). Runs kM·kN times per tile, once per K.
-NB_AVX512BF16_TARGET inline float SumLanes(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  for (size_t w = 8; w >= 1; w /= 2)
-    for (size_t i = 0; i < w; ++i) t[i] += t[i + w];
-  return t[0];
 }
 
 // kM x kN tile: y[i, j] = dot(xb row i, w row j), both bf16 bits with row stride K;
@@ -54,7 +45,7 @@ NB_AVX512BF16_TARGET inline void DotTile(const uint16_t* xb, const uint16_t* w, 
     }
   }
   for (size_t i = 0; i < kM; ++i)
-    for (size_t j = 0; j < kN; ++j) y[i * ldy + j] = SumLanes(acc[i][j]);
+    for (size_t j = 0; j < kN; ++j) y[i * ldy + j] = kernels::SumLanes512(acc[i][j]);
 }
 
 }  // namespace

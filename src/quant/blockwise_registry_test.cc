@@ -20,18 +20,11 @@
 #include "quant/qlinear.h"
 #include "quant/qtensor.h"
 #include "quant/registry.h"
+#include "util/random_vec.h"
 #include "util/target_pin.h"
 
 namespace nibble::quant {
 namespace {
-
-std::vector<float> Normal(size_t n, uint32_t seed, float sigma) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<int64_t> Blocksizes(const BlockwiseTraits& f) {
   if (f.code_bits == 4) return {32, 64, 256};
@@ -57,7 +50,7 @@ TEST(BlockwiseRegistry, ParallelEqualsRefAndRoundTripBound) {
     for (int64_t B : Blocksizes(*f)) {
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {5, 64}, {17, 100}, {32, 1000}}) {
         const int64_t n = rows * cols;
-        const std::vector<float> x = Normal(static_cast<size_t>(n), static_cast<uint32_t>(n + B), 0.02f);
+        const std::vector<float> x = test::NormalVec(static_cast<size_t>(n), static_cast<uint32_t>(n + B), 0.02f);
         const QTensor q = QuantizeMatrix(alloc, x.data(), Shape{rows, cols}, DType::kF32,
                                          {.method = f->method, .blocksize = B}, 2);
         ValidateQTensor(q, "test");
@@ -93,7 +86,7 @@ TEST(BlockwiseRegistry, ParallelEqualsRefAndRoundTripBound) {
 // (gemma's IsInside: a change either way must be explained). NF4's published figure
 // (bitsandbytes tests/test_functional.py, blocksize 64) is 0.0728.
 TEST(BlockwiseRegistry, MeanErrorBandsOnStandardNormal) {
-  const std::vector<float> x = Normal(size_t{1} << 20, 1234, 1.0f);
+  const std::vector<float> x = test::NormalVec(size_t{1} << 20, 1234, 1.0f);
   struct Band {
     QuantMethod m;
     double lo, hi;
@@ -131,7 +124,7 @@ TEST(BlockwiseRegistry, GemvMatchesF64OfDequantized) {
       const BlockwiseTraits* f = FindBlockwiseFormat(m);
       if (f->code_bits == 4 && B > K) continue;
       for (ComputeDtype c : computes) {
-        const std::vector<float> w = Normal(static_cast<size_t>(N * K), 11, 0.02f);
+        const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 11, 0.02f);
         const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                          {.method = m, .blocksize = B, .double_quant = f->code_bits == 4, .compute = c},
                                          2);
@@ -142,7 +135,7 @@ TEST(BlockwiseRegistry, GemvMatchesF64OfDequantized) {
                                           : (c == ComputeDtype::kF16 ? F16ToF32(F32ToF16(v)) : v);
         };
         for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
-          const std::vector<float> x = Normal(static_cast<size_t>(M * K), 5, 1.0f);
+          const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 5, 1.0f);
           std::vector<float> y(static_cast<size_t>(M * N)), yl(y.size()), yr(y.size());
           QGemv(2, x.data(), q, y.data(), M);
           QLinear(2, alloc, x.data(), q, yl.data(), M);
@@ -193,7 +186,7 @@ TEST(BlockwiseRegistry, SimdEqualsRefOnEveryTarget) {
   edge.insert(edge.end(), {-0.0f, 0.0f, 1e-30f, -1e-30f, -1.0f});
   for (size_t i = 0; i < edge.size(); i += 60) block_of({edge.begin() + i, edge.begin() + std::min(edge.size(), i + 60)});
   x.insert(x.end(), 64, 0.0f);  // all-zero block
-  const std::vector<float> r = Normal(64 * 40 + 37, 77, 0.02f);
+  const std::vector<float> r = test::NormalVec(64 * 40 + 37, 77, 0.02f);
   x.insert(x.end(), r.begin(), r.end());  // ends in a partial block
   const auto n = static_cast<int64_t>(x.size());
   TargetPin pin;
@@ -217,7 +210,7 @@ TEST(BlockwiseRegistry, SimdEqualsRefOnEveryTarget) {
     }
   }
   // The GEMV on every target: a [48, 256] NF4 / int8 weight, f32 and bf16 compute.
-  const std::vector<float> w = Normal(48 * 256, 3, 0.02f), xv = Normal(2 * 256, 4, 1.0f);
+  const std::vector<float> w = test::NormalVec(48 * 256, 3, 0.02f), xv = test::NormalVec(2 * 256, 4, 1.0f);
   for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt8Absmax}) {
     for (ComputeDtype c : {ComputeDtype::kF32, ComputeDtype::kBf16}) {
       Allocator alloc;
@@ -252,10 +245,10 @@ TEST(BlockwiseRegistry, BadBlocksizesThrow) {
 TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnBothPaths) {
   Allocator alloc;
   const int64_t N = 300, K = 4096, M = 6;
-  const std::vector<float> w = Normal(static_cast<size_t>(N * K), 12, 0.05f);
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 12, 0.05f);
   const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF16,
                                    {.method = QuantMethod::kLlmInt8, .threshold = 6.0f}, 2);
-  std::vector<float> x = Normal(static_cast<size_t>(M * K), 13, 1.0f);
+  std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 13, 1.0f);
   x[5] = 8.0f;
   x[3 * K + 2000] = -6.5f;
   std::vector<float> ref(static_cast<size_t>(M * N));
@@ -272,13 +265,13 @@ TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnBothPaths) {
 TEST(LlmInt8, GemvWithOutliersMatchesRefAndF64) {
   Allocator alloc;
   const int64_t N = 40, K = 300;
-  std::vector<float> w = Normal(static_cast<size_t>(N * K), 3, 0.05f);
+  std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 3, 0.05f);
   const QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF16,
                                    {.method = QuantMethod::kLlmInt8, .threshold = 6.0f}, 2);
   std::vector<float> wd(w.size());
   DequantizeMatrix(q, wd.data(), 1);
   for (int64_t M : {1, 5}) {
-    std::vector<float> x = Normal(static_cast<size_t>(M * K), 9, 1.0f);
+    std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 9, 1.0f);
     x[7] = 9.5f;               // an outlier column (row 0)
     x[(M - 1) * K + 100] = -7.0f;  // and another in the last row
     std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());

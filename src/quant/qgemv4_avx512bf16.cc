@@ -13,6 +13,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "kernels/avx512_sum_lanes.h"
+
 #define NB_AVX512BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 namespace nibble::quant::detail {
@@ -29,14 +31,6 @@ NB_AVX512BF16_TARGET inline __m512i BlockTable(__m512 lut16, float s) {
   const __m512i sum = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
   const __m256i words = _mm512_maskz_cvtepi32_epi16(all16, _mm512_maskz_srli_epi32(all16, sum, 16));
   return _mm512_castsi256_si512(words);  // upper words unused: indices are < 16
-}
-
-NB_AVX512BF16_TARGET inline float SumLanes(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  for (size_t w = 8; w >= 1; w /= 2)
-    for (size_t i = 0; i < w; ++i) t[i] += t[i + w];
-  return t[0];
 }
 
 // kR rows per pass: each activation load serves kR rows and kR code streams are in
@@ -64,7 +58,7 @@ NB_AVX512BF16_TARGET inline void Rows(__m512 lut, const uint8_t* const* codes, c
       acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)wo, (__m512bh)x1);
     }
   }
-  for (size_t r = 0; r < kR; ++r) y[r] = SumLanes(acc[r]);
+  for (size_t r = 0; r < kR; ++r) y[r] = kernels::SumLanes512(acc[r]);
 }
 
 }  // namespace

@@ -24,6 +24,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "kernels/avx512_sum_lanes.h"
+
 #define NB_AVX512VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 namespace nibble::quant::detail {
@@ -31,14 +33,6 @@ namespace {
 
 constexpr size_t kR = 4;       // rows per pass of the GEMV: each activation load serves kR rows
 constexpr size_t kTokens = 4;  // tokens per tile of the prompt path (RowsTokens)
-
-NB_AVX512VNNI_TARGET inline float SumLanes(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  for (size_t w = 8; w >= 1; w /= 2)
-    for (size_t i = 0; i < w; ++i) t[i] += t[i + w];
-  return t[0];
-}
 
 // Masked forms throughout: the unmasked intrinsics pass an _mm512_undefined_* operand
 // that g++ 12 flags with -Wmaybe-uninitialized (GCC PR 105593).
@@ -109,7 +103,7 @@ NB_AVX512VNNI_TARGET inline void Rows(__m512i table, const uint8_t* const* codes
       accf[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(all16, acc), scale, accf[r]);
     }
   }
-  for (size_t r = 0; r < R; ++r) y[r] = SumLanes(accf[r]);
+  for (size_t r = 0; r < R; ++r) y[r] = kernels::SumLanes512(accf[r]);
 }
 
 // R rows x T tokens (prompts): each row's group is decoded once for T tokens and each
@@ -148,7 +142,7 @@ NB_AVX512VNNI_TARGET inline void RowsTokens(__m512i table, const uint8_t* const*
     }
   }
   for (size_t r = 0; r < R; ++r)
-    for (size_t t = 0; t < T; ++t) y[t * ldy + r] = SumLanes(accf[r][t]);
+    for (size_t t = 0; t < T; ++t) y[t * ldy + r] = kernels::SumLanes512(accf[r][t]);
 }
 
 // QTensor::BlockScales for blocks [begin, end) with AVX-512 gathers: the same products

@@ -24,17 +24,10 @@
 #include "quant/qlinear.h"
 #include "quant/qtensor.h"
 #include "quant/registry.h"
+#include "util/random_vec.h"
 
 namespace nibble::quant {
 namespace {
-
-std::vector<float> Normal(size_t n, uint32_t seed, float sigma) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 TEST(Int8Activations, TablesFromTheFormatLuts) {
   const Int8Table nf4 = MakeInt8Table(nf4::kLut);
@@ -56,7 +49,7 @@ TEST(Int8Activations, TablesFromTheFormatLuts) {
 }
 
 TEST(Int8Activations, ActivationQuantizationWithinHalfAStep) {
-  std::vector<float> x = Normal(64 * 5, 1, 1.0f);
+  std::vector<float> x = test::NormalVec(64 * 5, 1, 1.0f);
   for (int k = 64; k < 128; ++k) x[k] = 0.0f;  // an all-zero block
   x[200] = 1e4f;                               // an outlier dominates its block
   x[300] = -3.0f;
@@ -130,13 +123,13 @@ TEST(Int8Activations, GemvMatchesDefinitionEveryFormatAndShape) {
     for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{1, 64, 64}, {5, 192, 64}, {33, 256, 64},
                            {13, 320, 64}, {9, 1088, 64}, {8, 4096, 64}, {6, 512, 128}, {3, 512, 256}}) {
       for (bool dq : {false, true}) {
-        const std::vector<float> w = Normal(static_cast<size_t>(N * K), 7, 0.02f);
+        const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 7, 0.02f);
         QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                    {.method = f->method, .blocksize = B, .double_quant = dq}, 2);
         q.int8_activations = true;
         ASSERT_TRUE(SupportsInt8Activations(q));
         for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
-          std::vector<float> x = Normal(static_cast<size_t>(M * K), 9, 1.0f);
+          std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 9, 1.0f);
           std::fill(x.begin(), x.begin() + 64, 0.0f);  // a zero activation block
           x[x.size() - 1] = 40.0f;                     // an outlier
           const std::string what = std::string(f->name) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
@@ -166,7 +159,7 @@ TEST(Int8Activations, EveryCodePairInEveryPosition) {
     q.scales = scales;
     q.int8_activations = true;
     for (int64_t M : {int64_t{1}, int64_t{2}}) {
-      const std::vector<float> x = Normal(static_cast<size_t>(M * K), 21, 0.5f);
+      const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 21, 0.5f);
       ExpectMatchesDefinition(q, x, M, MethodName(m).data());
     }
   }
@@ -177,14 +170,14 @@ TEST(Int8Activations, EveryCodePairInEveryPosition) {
 TEST(Int8Activations, QuantizationErrorWithinAnalyticBound) {
   Allocator alloc;
   const int64_t N = 24, K = 1024;
-  const std::vector<float> w = Normal(static_cast<size_t>(N * K), 3, 0.02f);
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 3, 0.02f);
   for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = m, .blocksize = 64}, 2);
     q.int8_activations = true;
     const Int8Table t = MakeInt8Table(q.format->lut);
     std::vector<float> wd(w.size());
     DequantizeMatrix(q, wd.data(), 1);
-    const std::vector<float> x = Normal(static_cast<size_t>(K), 4, 1.0f);
+    const std::vector<float> x = test::NormalVec(static_cast<size_t>(K), 4, 1.0f);
     Q8Activations a;
     QuantizeActivationsQ8(x.data(), K, &a);
     std::vector<float> y(static_cast<size_t>(N));
@@ -210,7 +203,7 @@ TEST(Int8Activations, QuantizationErrorWithinAnalyticBound) {
 
 TEST(Int8Activations, UnsupportedShapesAndFormatsIgnoreTheFlag) {
   Allocator alloc;
-  const std::vector<float> w = Normal(8 * 100, 5, 0.02f), x = Normal(100, 6, 1.0f);
+  const std::vector<float> w = test::NormalVec(8 * 100, 5, 0.02f), x = test::NormalVec(100, 6, 1.0f);
   for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt8Absmax}) {
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{8, 100}, DType::kF32, {.method = m, .blocksize = 64}, 1);
     std::vector<float> plain(8), flagged(8);
@@ -228,7 +221,7 @@ TEST(Int8Activations, UnsupportedShapesAndFormatsIgnoreTheFlag) {
 TEST(Int8Activations, VnniActivationQuantizerEqualsScalar) {
   if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   for (int64_t K : {int64_t{64}, int64_t{128}, int64_t{192}, int64_t{256}, int64_t{576}, int64_t{4096}}) {
-    std::vector<float> x = Normal(static_cast<size_t>(K), static_cast<uint32_t>(K), 1.0f);
+    std::vector<float> x = test::NormalVec(static_cast<size_t>(K), static_cast<uint32_t>(K), 1.0f);
     for (int k = 0; k < 64; ++k) x[k] = (k % 2 ? -1.0f : 1.0f) * (static_cast<float>(k) + 0.5f);  // ties
     x[0] = 127.0f;  // amax 127: q = round_half_even(x)
     if (K >= 128) {
@@ -258,12 +251,12 @@ TEST(Int8Activations, VnniActivationQuantizerEqualsScalar) {
 TEST(Int8Activations, PromptTilesEqualTokenByToken) {
   Allocator alloc;
   for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{13, 320, 64}, {10, 1024, 128}}) {
-    const std::vector<float> w = Normal(static_cast<size_t>(N * K), 31, 0.02f);
+    const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 31, 0.02f);
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
     q.int8_activations = true;
     const int64_t M = 11;
-    const std::vector<float> x = Normal(static_cast<size_t>(M * K), 32, 1.0f);
+    const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 32, 1.0f);
     std::vector<float> y(static_cast<size_t>(M * N)), one(static_cast<size_t>(N));
     QGemv(2, x.data(), q, y.data(), M);
     for (int64_t m = 0; m < M; ++m) {
@@ -281,14 +274,14 @@ TEST(Int8Activations, PromptTilesEqualTokenByToken) {
 TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
   Allocator alloc;
   const int64_t N = 301, K = 320;
-  std::vector<float> w = Normal(static_cast<size_t>(N * K), 41, 0.02f);
+  std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 41, 0.02f);
   for (int64_t i = 0; i < N * K; i += 97) w[static_cast<size_t>(i)] *= 40.0f;  // spread the absmax
   QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                              {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
   q.int8_activations = true;
   ASSERT_TRUE(q.nested);
   for (int64_t M : {int64_t{1}, int64_t{5}}) {
-    const std::vector<float> x = Normal(static_cast<size_t>(M * K), 42, 1.0f);
+    const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 42, 1.0f);
     ExpectMatchesDefinition(q, x, M, "nested");
   }
 }
@@ -298,7 +291,7 @@ TEST(Int8Activations, VnniKernelWritesOnlyItsRows) {
   if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   Allocator alloc;
   const int64_t N = 11, K = 320;
-  const std::vector<float> w = Normal(static_cast<size_t>(N * K), 8, 0.02f), x = Normal(static_cast<size_t>(K), 2, 1.0f);
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 8, 0.02f), x = test::NormalVec(static_cast<size_t>(K), 2, 1.0f);
   QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                              {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
   q.int8_activations = true;

@@ -19,6 +19,16 @@ inline std::vector<float> RandomVec(size_t n, uint32_t seed) {
   return v;
 }
 
+// N(0, sigma) f32 values (std::normal_distribution's own scaling, so these are not
+// sigma * RandomVec bit for bit).
+inline std::vector<float> NormalVec(size_t n, uint32_t seed, float sigma) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
 inline std::vector<uint16_t> RandomBf16(size_t n, uint32_t seed) {
   const std::vector<float> f = RandomVec(n, seed);
   std::vector<uint16_t> b(n);
