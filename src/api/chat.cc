@@ -130,7 +130,7 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
   lo.int8_activations = o.int8_activations;
   lo.int8_classifier = o.int8_classifier;
   s.loaded = api::LoadModel(o.model_path, lo, s.ctx);
-  if (auto w = api::Int8ActivationsWarning(*s.loaded, o.int8_activations)) s.warnings.push_back(*w);
+  for (auto& w : api::Int8OptionWarnings(*s.loaded, lo)) s.warnings.push_back(std::move(w));
   if (!o.template_path.empty()) {
     s.tmpl = ReadText(o.template_path, "chat template (--template)");
   } else if (auto t = FindModelTemplate(*s.loaded)) {

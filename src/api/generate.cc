@@ -100,7 +100,7 @@ GenerateReport Generate(const GenerateOptions& o) {
   lo.int8_activations = o.int8_activations;
   lo.int8_classifier = o.int8_classifier;
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
-  if (auto w = api::Int8ActivationsWarning(*loaded, o.int8_activations)) r.warnings.push_back(*w);
+  for (auto& w : api::Int8OptionWarnings(*loaded, lo)) r.warnings.push_back(std::move(w));
   const model::LlamaConfig& config = loaded->config;
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;
 

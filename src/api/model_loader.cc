@@ -3,6 +3,7 @@
 // borrowed from the map or converted into owned tensors, and the tokenizer.
 #include "api/model_loader.h"
 #include "quant/qgemv4_i8.h"
+#include "core/cpu_features.h"
 
 #include <fmt/format.h>
 
@@ -428,6 +429,7 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
         }
       }
     }
+    m->checkpoint_quantized_layers = static_cast<int64_t>(m->quantized.size());
     if (options.int8_activations) {
       for (const auto& q : m->quantized) {
         if (quant::SupportsInt8Activations(*q)) {
@@ -441,7 +443,8 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       return it == quantized.end() ? nullptr : it->second;
     };
     model::LlamaWeights weights = model::BindHfTensors(m->config, lookup, qlookup);
-    if (options.int8_classifier) {
+    m->classifier_was_quantized = !m->config.tie_word_embeddings && weights.lm_head_q != nullptr;
+    if (options.int8_classifier && !m->classifier_was_quantized) {
       const ConstTensorView& cls = weights.Classifier(m->config);
       std::vector<float> f32(static_cast<size_t>(cls.shape.NumElems()));
       kernels::ConvertToF32(cls.dtype, cls.data, f32.data(), f32.size());
@@ -455,14 +458,24 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
   return m;
 }
 
-std::optional<std::string> Int8ActivationsWarning(const LoadedModel& m, bool requested) {
-  if (!requested || m.int8_activation_layers > 0) return std::nullopt;
-  if (m.quantized.empty())
-    return std::string("--int8-activations: the model has no quantized layers (write one with `nibble quantize "
-                       "--method nf4`); it runs as without the option");
-  return fmt::format("--int8-activations: none of the {} quantized layers is 4-bit with rows of whole blocks of a "
-                     "multiple of 64 (the model runs as without the option)",
-                     m.quantized.size());
+std::vector<std::string> Int8OptionWarnings(const LoadedModel& m, const LoadOptions& options) {
+  std::vector<std::string> w;
+  if (options.int8_activations && m.int8_activation_layers == 0) {
+    if (m.checkpoint_quantized_layers == 0) {
+      w.emplace_back("--int8-activations: the model has no quantized layers (write one with `nibble quantize "
+                     "--method nf4`); it runs as without the option");
+    } else {
+      w.push_back(fmt::format("--int8-activations: none of the {} quantized layers is 4-bit with rows of whole "
+                              "blocks of a multiple of 64 (the model runs as without the option)",
+                              m.checkpoint_quantized_layers));
+    }
+  } else if (options.int8_activations && !CpuHasAvx512Vnni()) {
+    w.emplace_back("--int8-activations: this CPU has no AVX512-VNNI, so the int8 path runs its scalar reference "
+                   "(correct, much slower than without the option)");
+  }
+  if (options.int8_classifier && m.classifier_was_quantized)
+    w.emplace_back("--int8-classifier: the checkpoint's lm_head is already quantized; it runs as stored");
+  return w;
 }
 
 }  // namespace nibble::api

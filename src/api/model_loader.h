@@ -62,6 +62,8 @@ struct LoadedModel {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when !load_tokenizer
   std::string tokenizer_source;                     // the file the vocabulary came from
   int64_t int8_activation_layers = 0;               // quantized layers running with int8 activations
+  int64_t checkpoint_quantized_layers = 0;          // quantized layers stored in the file
+  bool classifier_was_quantized = false;            // lm_head already quantized: --int8-classifier kept it
 };
 
 // Opens `path` and builds what `options` asks for. Throws ConfigError for an
@@ -69,9 +71,11 @@ struct LoadedModel {
 // a tokenizer whose vocabulary size differs from the model's (naming both numbers).
 std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOptions& options, ExecContext& ctx);
 
-// The warning to print when int8 activations were asked for and no layer can use them
-// (no 4-bit quantized layers, or none whose rows are whole blocks of a multiple of 64).
-std::optional<std::string> Int8ActivationsWarning(const LoadedModel& m, bool requested);
+// Warnings for the int8 load options: --int8-activations with no layer that can use it
+// (no 4-bit quantized layers, or none whose rows are whole blocks of a multiple of 64) or
+// on a CPU without AVX512-VNNI (the scalar reference runs); --int8-classifier on a
+// checkpoint whose lm_head is already quantized (kept as stored).
+std::vector<std::string> Int8OptionWarnings(const LoadedModel& m, const LoadOptions& options);
 
 // The model's configuration from its own metadata (llama2.c header, GGUF `llama.*`
 // keys, HF config.json beside the safetensors).

@@ -134,7 +134,7 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
 
   PerplexityReport r;
-  if (auto w = api::Int8ActivationsWarning(*loaded, o.int8_activations)) r.warnings.push_back(*w);
+  for (auto& w : api::Int8OptionWarnings(*loaded, lo)) r.warnings.push_back(std::move(w));
   r.stride = o.stride;
   model::PerplexityOptions mo;
   mo.stride = o.stride;

@@ -165,6 +165,7 @@ OwnedLlamaWeights ConvertWeightsToBf16(Allocator& alloc, const LlamaWeights& src
   w.final_norm = CopyRole(alloc, out, src.final_norm, "final_norm", kV, num_threads);
   w.lm_head = CopyRole(alloc, out, src.lm_head, "lm_head", kM, num_threads);
   w.lm_head_q = src.lm_head_q;
+  w.classifier_q = src.classifier_q;
   return out;
 }
 

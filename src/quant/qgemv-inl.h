@@ -19,9 +19,11 @@ HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Prefetch (into L2: prefetcht1) byte `offset` of row r of the next pass, whose rows
-// start at `next` and are K/2 bytes long. kR row streams 7 KB apart outrun the hardware
-// prefetcher's distance; one row set ahead keeps DRAM busy (bench/RESULTS.md).
+// Prefetch (into L2: prefetcht1) the line holding byte `offset` of row r of the next
+// pass, whose rows start at `next` and are K/2 bytes long. kR row streams 7 KB apart
+// outrun the hardware prefetcher's distance; one row set ahead keeps DRAM busy
+// (bench/RESULTS.md). A thread's first pass and its single-row tail rely on the
+// hardware prefetcher.
 HWY_INLINE void PrefetchNext(const uint8_t* next, size_t r, size_t K, size_t offset) {
   if (next != nullptr) __builtin_prefetch(next + r * (K / 2) + offset, 0, 2);
 }
@@ -79,7 +81,7 @@ HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* co
       for (size_t r = 0; r < kR; ++r) {
         acc[r] = hn::Zero(df);
         s[r] = hn::Set(df, scales[r][b]);
-        PrefetchNext(next, r, K, b * B / 2);
+        for (size_t off = 0; off < B / 2; off += 64) PrefetchNext(next, r, K, b * B / 2 + off);
       }
       for (size_t j = b * B / 2; j < (b + 1) * B / 2; j += N) {
         const auto x0 = hn::LoadU(df, xe + j), x1 = hn::LoadU(df, xo + j);

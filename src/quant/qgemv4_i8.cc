@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/cpu_features.h"
 
@@ -45,17 +46,25 @@ void QuantizeActivationsQ8(const float* x, int64_t K, Q8Activations* out) {
   for (int64_t j = 0; j < nb; ++j) {
     const float* xb = x + j * kActBlock;
     float amax = 0.0f;
-    for (int64_t k = 0; k < kActBlock; ++k) amax = std::max(amax, std::fabs(xb[k]));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    bool finite = true;
+    for (int64_t k = 0; k < kActBlock; ++k) {
+      finite = finite && std::isfinite(xb[k]);
+      amax = std::max(amax, std::fabs(xb[k]));
+    }
+    // Blocks the codes cannot represent: NaN or inf (d = NaN, so y is NaN as on the f32
+    // path), and amax < 127 / FLT_MAX, whose 127 / amax overflows (q = 0: the block's
+    // contribution is below 64 · 3.7e-37 · |w|).
+    const float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+    const bool zero = !finite || !std::isfinite(inv);
     int32_t s = 0;
     int8_t* q = out->q.data() + j * kActBlock;
     for (int64_t k = 0; k < kActBlock; ++k) {
-      // |x * inv| <= 127 * (1 + 2^-23) < 127.5: the clamp only guards NaN-free overshoot.
-      const float v = std::clamp(RoundNearestEven(xb[k] * inv), -127.0f, 127.0f);
+      // |x * inv| <= 127 * (1 + 2^-23) < 127.5, so the clamp never changes a finite block.
+      const float v = zero ? 0.0f : std::clamp(RoundNearestEven(xb[k] * inv), -127.0f, 127.0f);
       q[k] = static_cast<int8_t>(v);
       s += static_cast<int32_t>(v);
     }
-    out->d[static_cast<size_t>(j)] = amax / 127.0f;
+    out->d[static_cast<size_t>(j)] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
     out->sum[static_cast<size_t>(j)] = s;
   }
 }

@@ -5,13 +5,18 @@
 //
 // Definition (the scalar Ref below is normative; K % 64 == 0, blocksize % 64 == 0):
 //   activations, per block j of 64 along K: amax_j = max|x|, d_j = amax_j / 127,
-//     q_k = clamp(round_half_even(x_k * (127 / amax_j)), -127, 127)   (q = 0 when amax_j = 0)
+//     q_k = clamp(round_half_even(x_k * (127 / amax_j)), -127, 127)
+//     q = 0 when amax_j = 0 or 127 / amax_j overflows (amax_j < 3.7e-37); a block holding
+//     NaN or inf gets q = 0 and d_j = NaN (y becomes NaN, as on the f32 path)
 //   weights: the format's 16 table values as int8, T[c] = nearbyint(lut[c] * mult) with
 //     mult = floor(127 / max|lut|) when every lut value is an integer (int4: exact),
 //     127 / max|lut| otherwise (NF4, FP4: |T - 127 lut| <= 0.5);
 //     weight scale of an element = absmax of its block / mult
 //   y = sum_j f32(dot_j) * (d_j * scale_j / mult),  dot_j = sum_{k in j} T[c_k] q_k (exact int32)
-// The VNNI kernel computes the same integers and differs only in f32 summation order.
+// The VNNI kernel computes the same integers; its f32 arithmetic differs: each lane's
+// partial sum (weights offset by +128, and the -128·sum(q) correction) is scaled by
+// absmax · ((amax/127) / mult) before the lanes are added, so its rounding is relative to
+// s_j · Σ (|T| + 256)|q| rather than to |dot_j| (qgemv4_i8_test.cc states the bound).
 #pragma once
 
 #include <array>

@@ -15,6 +15,8 @@
 // prefetcher's distance; measured on Zen 4 (bench/RESULTS.md), cold 4096 x 14336:
 // 2.53 -> 1.43-1.85 ms on 1 thread; prefetcht0 at +1 KB in the same row cost 30 % warm.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -187,23 +189,33 @@ NB_AVX512VNNI_TARGET void QuantizeForVnni(const float* x, int64_t K, float mult,
     const float* xb = x + b * 64;
     __m512 v[4];
     __m512 m = _mm512_setzero_ps();
+    __mmask16 nonfinite = 0;  // exponent all ones: inf or NaN
     for (int i = 0; i < 4; ++i) {
       v[i] = _mm512_loadu_ps(xb + 16 * i);
-      m = _mm512_maskz_max_ps(all16, m, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[i]), abs_mask)));
+      const __m512i bits = _mm512_and_si512(_mm512_castps_si512(v[i]), abs_mask);
+      nonfinite |= _mm512_cmpge_epi32_mask(bits, _mm512_set1_epi32(0x7F800000));
+      m = _mm512_maskz_max_ps(all16, m, _mm512_castsi512_ps(bits));
     }
     _mm512_store_ps(t, m);
     float amax = 0.0f;
     for (float e : t) amax = e > amax ? e : amax;
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;  // as QuantizeActivationsQ8
+    // As QuantizeActivationsQ8: NaN/inf blocks get q = 0, d = NaN; q = 0 where 127 / amax
+    // overflows.
+    const bool finite = nonfinite == 0;
+    float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+    if (!std::isfinite(inv)) inv = 0.0f;
     const __m512 vinv = _mm512_set1_ps(inv);
     for (int i = 0; i < 4; ++i) v[i] = _mm512_mul_ps(v[i], vinv);
     // vcvtps2dq rounds to nearest even (MXCSR default), as RoundNearestEven; |v| < 127.5.
-    const __m512i q[4] = {
+    __m512i q[4] = {
         _mm512_maskz_cvtps_epi32(all16, _mm512_permutex2var_ps(v[0], odd, v[1])),   // step 0: 1, 3, .., 31
         _mm512_maskz_cvtps_epi32(all16, _mm512_permutex2var_ps(v[0], even, v[1])),  // step 1: 0, 2, .., 30
         _mm512_maskz_cvtps_epi32(all16, _mm512_permutex2var_ps(v[2], odd, v[3])),   // step 2: 33, .., 63
         _mm512_maskz_cvtps_epi32(all16, _mm512_permutex2var_ps(v[2], even, v[3])),  // step 3: 32, .., 62
     };
+    if (!finite) {  // v * 0 is NaN there: vcvtps2dq would give INT_MIN
+      for (__m512i& e : q) e = _mm512_setzero_si512();
+    }
     const int64_t g = b / 4, k = b % 4;
     for (int j = 0; j < 4; ++j)
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out->xa.data() + g * 256 + j * 64 + k * 16),
@@ -211,7 +223,7 @@ NB_AVX512VNNI_TARGET void QuantizeForVnni(const float* x, int64_t K, float mult,
     _mm512_store_si512(ti, _mm512_add_epi32(_mm512_add_epi32(q[0], q[1]), _mm512_add_epi32(q[2], q[3])));
     int32_t sum = 0;
     for (int32_t e : ti) sum += e;
-    const float sa = (amax / 127.0f) / mult;
+    const float sa = (finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN()) / mult;
     for (int64_t l = 0; l < 4; ++l) {
       out->bias[static_cast<size_t>(g * 16 + 4 * k + l)] = -32 * sum;
       out->sa[static_cast<size_t>(g * 16 + 4 * k + l)] = sa;

@@ -4,13 +4,15 @@
 // with the weights offset by +128 and the offset's correction (-128 sum q), so its f32
 // values reach s_j · Σ_k (|T_k| + 256)|q_k| per block: the bound is 1e-5 times that sum
 // over blocks (at most K/64 + 32 additions and 3 roundings per term, 6e-8 each, for
-// K <= 4096: 2e-6; a wrong integer moves a term by a whole step and fails). The
+// K <= 4096: 2e-6). That bound is several integer steps wide at large K, so
+// ExactIntegersBitForBit holds the integers to exact arithmetic, bit for bit. The
 // quantization error against the f64 product of the dequantized weights is bounded
 // analytically per element.
 #include <gtest/gtest.h>
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <random>
 #include <tuple>
@@ -283,6 +285,87 @@ TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
   for (int64_t M : {int64_t{1}, int64_t{5}}) {
     const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 42, 1.0f);
     ExpectMatchesDefinition(q, x, M, "nested");
+  }
+}
+
+// Exact arithmetic, so any wrong integer shows bit for bit: per block amax = 127 · mult
+// (d = mult, the activation scale d / mult = 1 exactly; q = x / mult exactly), every
+// weight absmax 1, K = 512 (two groups: every lane sum and the final sum stay below 2^24,
+// so f32 holds them exactly). y must equal Σ T[c] q as an integer, on the GEMV (M = 1)
+// and the prompt tiles (M = 5), and in the Ref.
+TEST(Int8Activations, ExactIntegersBitForBit) {
+  const int64_t N = 12, K = 512;
+  std::mt19937 rng(77);
+  std::vector<uint8_t> codes(static_cast<size_t>(N * K / 2));
+  for (uint8_t& c : codes) c = static_cast<uint8_t>(rng() & 0xFF);
+  const std::vector<float> scales(static_cast<size_t>(N * K / 64), 1.0f);
+  for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt4}) {
+    QTensor q;
+    q.method = m;
+    q.format = FindBlockwiseFormat(m);
+    q.shape = Shape{N, K};
+    q.blocksize = 64;
+    q.codes = codes;
+    q.scales = scales;
+    q.int8_activations = true;
+    const Int8Table t = MakeInt8Table(q.format->lut);
+    for (int64_t M : {int64_t{1}, int64_t{5}}) {
+      std::vector<int> qi(static_cast<size_t>(M * K));
+      std::vector<float> x(qi.size());
+      for (size_t i = 0; i < qi.size(); ++i) {
+        qi[i] = i % 64 == 0 ? (i % 128 == 0 ? 127 : -127) : static_cast<int>(rng() % 255) - 127;
+        x[i] = static_cast<float>(qi[i]) * t.mult;
+      }
+      std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());
+      QGemv(2, x.data(), q, y.data(), M);
+      QGemvRef(x.data(), q, yr.data(), M);
+      for (int64_t mi = 0; mi < M; ++mi)
+        for (int64_t n = 0; n < N; ++n) {
+          int64_t exact = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const uint8_t byte = codes[static_cast<size_t>((n * K + k) / 2)];
+            exact += t.t[k % 2 == 0 ? byte >> 4 : byte & 0xF] * qi[static_cast<size_t>(mi * K + k)];
+          }
+          ASSERT_EQ(y[mi * N + n], static_cast<float>(exact)) << MethodName(m) << " M=" << M << " n=" << n;
+          ASSERT_EQ(yr[mi * N + n], static_cast<float>(exact)) << MethodName(m) << " Ref n=" << n;
+        }
+    }
+  }
+}
+
+// Blocks the codes cannot hold: NaN or inf makes every output NaN (as the f32 path
+// does), on the kernel and the Ref; a block whose 127 / amax overflows contributes 0.
+TEST(Int8Activations, NonFiniteAndTinyBlocks) {
+  Allocator alloc;
+  const int64_t N = 6, K = 320;
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 51, 0.02f);
+  QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = QuantMethod::kNf4}, 1);
+  q.int8_activations = true;
+  const std::vector<float> x0 = test::NormalVec(static_cast<size_t>(K), 52, 1.0f);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    std::vector<float> x = x0;
+    x[70] = bad;
+    std::vector<float> y(static_cast<size_t>(N)), yr(y.size());
+    QGemv(1, x.data(), q, y.data(), 1);
+    QGemvRef(x.data(), q, yr.data(), 1);
+    for (int64_t n = 0; n < N; ++n) {
+      EXPECT_TRUE(std::isnan(y[n])) << bad << " n=" << n << " " << y[n];
+      EXPECT_TRUE(std::isnan(yr[n])) << bad << " Ref n=" << n;
+    }
+  }
+  std::vector<float> tiny = x0, zeroed = x0;
+  for (int k = 128; k < 192; ++k) {
+    tiny[k] = k % 2 ? 1e-38f : 0.0f;  // amax 1e-38 < 127 / FLT_MAX
+    zeroed[k] = 0.0f;
+  }
+  std::vector<float> yt(static_cast<size_t>(N)), yz(yt.size()), yrt(yt.size());
+  QGemv(1, tiny.data(), q, yt.data(), 1);
+  QGemv(1, zeroed.data(), q, yz.data(), 1);
+  QGemvRef(tiny.data(), q, yrt.data(), 1);
+  for (int64_t n = 0; n < N; ++n) {
+    EXPECT_EQ(yt[n], yz[n]) << n;
+    EXPECT_TRUE(std::isfinite(yrt[n])) << n;
   }
 }
 
