@@ -446,11 +446,8 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
     m->classifier_was_quantized = !m->config.tie_word_embeddings && weights.lm_head_q != nullptr;
     if (options.int8_classifier && !m->classifier_was_quantized) {
       const ConstTensorView& cls = weights.Classifier(m->config);
-      std::vector<float> f32(static_cast<size_t>(cls.shape.NumElems()));
-      kernels::ConvertToF32(cls.dtype, cls.data, f32.data(), f32.size());
-      m->quantized.push_back(std::make_unique<quant::QTensor>(quant::QuantizeMatrix(
-          ctx.allocator(), f32.data(), cls.shape, cls.dtype,
-          {.method = quant::QuantMethod::kLlmInt8, .threshold = 0.0f}, ctx.num_threads())));
+      m->quantized.push_back(std::make_unique<quant::QTensor>(quant::QuantizeLlmInt8Stored(
+          ctx.allocator(), cls.data, cls.dtype, cls.shape, cls.dtype, /*threshold=*/0.0f, ctx.num_threads())));
       weights.classifier_q = m->quantized.back().get();
     }
     m->model = std::make_unique<model::LlamaModel>(m->config, std::move(weights));

@@ -4,6 +4,7 @@
 // match an f64 product of the dequantized weights, odd sizes work and bad sizes throw.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -260,6 +261,30 @@ TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnBothPaths) {
     for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(ref[i])) << "disable_vnni=" << disable << " " << i;
   }
   unsetenv("NIBBLE_DISABLE_VNNI");
+}
+
+// Quantizing from bf16 / f16 storage row by row gives the codes and SCB of quantizing the
+// same values as f32 (the loader's --int8-classifier path, which makes no f32 copy).
+TEST(LlmInt8, QuantizeFromStoredDtypesEqualsF32) {
+  Allocator alloc;
+  const int64_t N = 37, K = 200;
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 61, 0.05f);
+  for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+    std::vector<uint16_t> half(w.size());
+    std::vector<float> as_f32(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      half[i] = dt == DType::kBF16 ? F32ToBF16(w[i]) : F32ToF16(w[i]);
+      as_f32[i] = dt == DType::kF32 ? w[i] : (dt == DType::kBF16 ? BF16ToF32(half[i]) : F16ToF32(half[i]));
+    }
+    const void* stored = dt == DType::kF32 ? static_cast<const void*>(w.data()) : half.data();
+    const QTensor a = QuantizeLlmInt8Stored(alloc, stored, dt, Shape{N, K}, dt, 0.0f, 2);
+    const QTensor b = QuantizeMatrix(alloc, as_f32.data(), Shape{N, K}, dt,
+                                     {.method = QuantMethod::kLlmInt8, .threshold = 0.0f}, 1);
+    EXPECT_TRUE(std::equal(a.codes.begin(), a.codes.end(), b.codes.begin(), b.codes.end())) << int(dt);
+    EXPECT_TRUE(std::equal(a.scales.begin(), a.scales.end(), b.scales.begin(), b.scales.end())) << int(dt);
+    EXPECT_EQ(a.threshold, 0.0f);
+    EXPECT_EQ(a.blocksize, K);
+  }
 }
 
 TEST(LlmInt8, GemvWithOutliersMatchesRefAndF64) {

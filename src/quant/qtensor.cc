@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/float_convert.h"
+#include "kernels/convert.h"
 #include "nibble/error.h"
 #include "quant/blockwise4.h"
 #include "quant/formats/dynamic8/dynamic8.h"
@@ -85,6 +86,35 @@ void DequantizeRange(const QTensor& q, int64_t begin, int64_t end, float* out) {
   }
 }
 
+QTensor QuantizeLlmInt8Stored(Allocator& alloc, const void* w, DType stored, const Shape& shape, DType dtype,
+                              float threshold, int num_threads) {
+  QTensor q;
+  q.method = QuantMethod::kLlmInt8;
+  q.shape = shape;
+  q.dtype = dtype;
+  q.threshold = threshold;
+  const int64_t n = shape.NumElems(), rows = q.rows(), cols = q.cols();
+  if (n <= 0) throw ShapeError(fmt::format("quantize: tensor of shape {} has no elements", shape.ToString()));
+  q.blocksize = cols;
+  auto cb = NewArray<uint8_t>(q, alloc, DType::kI8, n);
+  auto scb = NewArray<float>(q, alloc, DType::kF32, rows);
+  const auto* src = static_cast<const uint8_t*>(w);
+  const uint64_t row_bytes = DTypeBytes(stored, static_cast<uint64_t>(cols));
+#pragma omp parallel num_threads(std::max(1, num_threads))
+  {
+    std::vector<float> wh(static_cast<size_t>(cols));  // fp16(W) of one row, spec §5.1
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      kernels::ConvertToF32(stored, src + static_cast<uint64_t>(r) * row_bytes, wh.data(), static_cast<size_t>(cols));
+      for (float& v : wh) v = F16ToF32(F32ToF16(v));
+      llm_int8::QuantizeWeightRef(wh.data(), 1, cols, reinterpret_cast<int8_t*>(cb.data()) + r * cols, &scb[r]);
+    }
+  }
+  q.codes = cb;
+  q.scales = scb;
+  return q;
+}
+
 QTensor QuantizeMatrix(Allocator& alloc, const float* w, const Shape& shape, DType dtype, const QuantizeSpec& spec,
                        int num_threads) {
   QTensor q;
@@ -95,23 +125,11 @@ QTensor QuantizeMatrix(Allocator& alloc, const float* w, const Shape& shape, DTy
   q.compute = spec.compute;
   q.threshold = spec.threshold;
   const int64_t n = shape.NumElems();
-  const int64_t rows = q.rows(), cols = q.cols();
+  const int64_t cols = q.cols();
   const int threads = std::max(1, num_threads);
   if (n <= 0) throw ShapeError(fmt::format("quantize: tensor of shape {} has no elements", shape.ToString()));
-  if (spec.method == QuantMethod::kLlmInt8) {
-    q.blocksize = cols;
-    auto cb = NewArray<uint8_t>(q, alloc, DType::kI8, n);
-    auto scb = NewArray<float>(q, alloc, DType::kF32, rows);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      std::vector<float> wh(static_cast<size_t>(cols));  // fp16(W), spec §5.1
-      for (int64_t c = 0; c < cols; ++c) wh[c] = F16ToF32(F32ToF16(w[r * cols + c]));
-      llm_int8::QuantizeWeightRef(wh.data(), 1, cols, reinterpret_cast<int8_t*>(cb.data()) + r * cols, &scb[r]);
-    }
-    q.codes = cb;
-    q.scales = scb;
-    return q;
-  }
+  if (spec.method == QuantMethod::kLlmInt8)
+    return QuantizeLlmInt8Stored(alloc, w, DType::kF32, shape, dtype, spec.threshold, threads);
   const BlockwiseTraits& f = *q.format;
   const int64_t B = spec.blocksize > 0 ? spec.blocksize : (spec.blocksize == 0 ? cols : n);
   if (f.code_bits == 4 && (!IsPowerOfTwo(B) || B < 32 || B > 4096))

@@ -79,6 +79,11 @@ std::string_view MethodName(QuantMethod m);
 // count. Memory comes from `alloc`. Throws ShapeError for a bad blocksize.
 QTensor QuantizeMatrix(Allocator& alloc, const float* w, const Shape& shape, DType dtype, const QuantizeSpec& spec,
                        int num_threads);
+// LLM.int8() weights (threshold recorded) read row by row from a matrix stored as f32,
+// bf16 or f16 at w, so no f32 copy of the whole matrix is made; the same codes as
+// QuantizeMatrix's kLlmInt8 on the f32 values (which calls this).
+QTensor QuantizeLlmInt8Stored(Allocator& alloc, const void* w, DType stored, const Shape& shape, DType dtype,
+                              float threshold, int num_threads);
 // Dequantizes every element (spec §2.6, §5.1 Wd for LLM.int8) into out: [n] f32.
 void DequantizeMatrix(const QTensor& q, float* out, int num_threads);
 // Elements [begin, end) of the flat order, dequantized exactly as DequantizeMatrix.
