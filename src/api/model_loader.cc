@@ -2,8 +2,6 @@
 // HF config.json), weights bound by their HF names (GGUF names translated), f32 views
 // borrowed from the map or converted into owned tensors, and the tokenizer.
 #include "api/model_loader.h"
-#include "quant/qgemv4_i8.h"
-#include "core/cpu_features.h"
 
 #include <fmt/format.h>
 
@@ -14,8 +12,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/cpu_features.h"
 #include "kernels/convert.h"
 #include "nibble/error.h"
+#include "quant/qgemv4_i8.h"
 #include "quant/registry.h"
 
 namespace nibble::api {

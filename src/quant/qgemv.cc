@@ -173,7 +173,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
                      w.threshold, y);
     return;
   }
-  if (w.int8_activations && SupportsInt8Activations(w)) {
+  if (RunsInt8Activations(w)) {
     QGemv4I8(threads, x, w, y, M);
     return;
   }
@@ -244,7 +244,7 @@ void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M) {
     llm_int8::MatMulRef(x, M, reinterpret_cast<const int8_t*>(w.codes.data()), w.scales.data(), N, K, w.threshold, y);
     return;
   }
-  if (w.int8_activations && SupportsInt8Activations(w)) {
+  if (RunsInt8Activations(w)) {
     QGemv4I8Ref(x, w, y, M);
     return;
   }

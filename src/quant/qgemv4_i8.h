@@ -32,6 +32,8 @@ inline constexpr int64_t kActBlock = 64;  // activation block along K (llama.cpp
 // Whether the int8-activation path can run w: a 4-bit table format, K % 64 == 0 and
 // rows made of whole blocks with blocksize % 64 == 0.
 bool SupportsInt8Activations(const QTensor& w);
+// Whether QGemv / QLinear run w this way: the option is set and w supports it.
+inline bool RunsInt8Activations(const QTensor& w) { return w.int8_activations && SupportsInt8Activations(w); }
 
 struct Int8Table {
   std::array<int8_t, 16> t;  // T[c]

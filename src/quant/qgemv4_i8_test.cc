@@ -15,6 +15,7 @@
 #include <limits>
 #include <cstring>
 #include <random>
+#include <span>
 #include <tuple>
 #include <vector>
 
@@ -143,6 +144,20 @@ TEST(Int8Activations, GemvMatchesDefinitionEveryFormatAndShape) {
   }
 }
 
+// A [N, K] 4-bit weight of blocksize 64 over the given codes and absmax (borrowed), with
+// int8 activations on.
+QTensor HandBuilt(QuantMethod m, int64_t N, int64_t K, std::span<const uint8_t> codes, std::span<const float> scales) {
+  QTensor q;
+  q.method = m;
+  q.format = FindBlockwiseFormat(m);
+  q.shape = Shape{N, K};
+  q.blocksize = 64;
+  q.codes = codes;
+  q.scales = scales;
+  q.int8_activations = true;
+  return q;
+}
+
 // Every (high, low) nibble pair in every byte position of a block: codes 0..255 repeated,
 // scales of both signs' magnitudes, so a wrong lane, nibble or table entry shows.
 TEST(Int8Activations, EveryCodePairInEveryPosition) {
@@ -152,14 +167,7 @@ TEST(Int8Activations, EveryCodePairInEveryPosition) {
   std::vector<float> scales(static_cast<size_t>(N * K / 64));
   for (size_t i = 0; i < scales.size(); ++i) scales[i] = 0.01f * static_cast<float>(1 + i % 13);
   for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
-    QTensor q;
-    q.method = m;
-    q.format = FindBlockwiseFormat(m);
-    q.shape = Shape{N, K};
-    q.blocksize = 64;
-    q.codes = codes;
-    q.scales = scales;
-    q.int8_activations = true;
+    const QTensor q = HandBuilt(m, N, K, codes, scales);
     for (int64_t M : {int64_t{1}, int64_t{2}}) {
       const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 21, 0.5f);
       ExpectMatchesDefinition(q, x, M, MethodName(m).data());
@@ -300,14 +308,7 @@ TEST(Int8Activations, ExactIntegersBitForBit) {
   for (uint8_t& c : codes) c = static_cast<uint8_t>(rng() & 0xFF);
   const std::vector<float> scales(static_cast<size_t>(N * K / 64), 1.0f);
   for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt4}) {
-    QTensor q;
-    q.method = m;
-    q.format = FindBlockwiseFormat(m);
-    q.shape = Shape{N, K};
-    q.blocksize = 64;
-    q.codes = codes;
-    q.scales = scales;
-    q.int8_activations = true;
+    const QTensor q = HandBuilt(m, N, K, codes, scales);
     const Int8Table t = MakeInt8Table(q.format->lut);
     for (int64_t M : {int64_t{1}, int64_t{5}}) {
       std::vector<int> qi(static_cast<size_t>(M * K));

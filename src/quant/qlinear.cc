@@ -11,10 +11,9 @@
 namespace nibble::quant {
 
 void QLinear(int num_threads, Allocator& alloc, const float* x, const QTensor& w, float* y, int64_t M) {
-  // int8 activations: one definition for every M (the kernel re-reads each group of
-  // rows from cache per token), so perplexity measures what decoding runs.
-  if (M < kQLinearGemmMinRows || w.method == QuantMethod::kLlmInt8 ||
-      (w.int8_activations && SupportsInt8Activations(w))) {
+  // int8 activations: one definition for every M (prompts run the kernel's row x token
+  // tiles), so perplexity measures what decoding runs.
+  if (M < kQLinearGemmMinRows || w.method == QuantMethod::kLlmInt8 || RunsInt8Activations(w)) {
     QGemv(num_threads, x, w, y, M);
     return;
   }
