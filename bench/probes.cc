@@ -18,6 +18,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "probes.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -139,7 +140,7 @@ double MeasureReadBandwidth(int num_threads, size_t num_bytes, int passes) {
     const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel for num_threads(num_threads) reduction(+ : total)
     for (int t = 0; t < num_threads; ++t)
-      total += HWY_DYNAMIC_DISPATCH(SumU64)(buf.data() + static_cast<size_t>(t) * per_thread, per_thread);
+      total += NB_DYNAMIC_DISPATCH(SumU64)(buf.data() + static_cast<size_t>(t) * per_thread, per_thread);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     sink = sink + total;
     const double bw = static_cast<double>(per_thread * num_threads * sizeof(uint64_t)) / s;
@@ -154,7 +155,7 @@ void SetProbeBandwidth(int num_threads, double bytes_per_s) {
 }
 
 double ProbeFmaPeak(int num_threads) {
-  const auto chains = [](size_t iters, float* sink) { return HWY_DYNAMIC_DISPATCH(FmaChains)(iters, sink); };
+  const auto chains = [](size_t iters, float* sink) { return NB_DYNAMIC_DISPATCH(FmaChains)(iters, sink); };
   static const double peak[3] = {0, MeasurePeak(1, chains), MeasurePeak(2, chains)};
   return num_threads >= 1 && num_threads <= 2 ? peak[num_threads] : 0;
 }

@@ -42,14 +42,29 @@ function(nibble_add_library layer)
   if(NIBBLE_BUILD_TESTS)
     file(GLOB_RECURSE tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cc)
     if(tests)
-      nibble_add_test(${layer}_test SOURCES ${tests} DEPS nibble_${layer})
+      nibble_add_test(${layer}_test SOURCES ${tests} DEPS nibble_${layer} LABEL ${NIBBLE_TEST_LABEL_${layer}})
     endif()
   endif()
 endfunction()
 
-# nibble_add_test(<name> SOURCES ... DEPS ...)
+# ctest labels by what a test binary exercises (scripts/test.sh reruns labels under
+# NIBBLE_CPU caps): "kernel" (core, kernels, quant: every kernel against its Ref),
+# "model" (model, api, e2e: greedy-text and logits goldens, bnb checkpoints, quantized
+# generation, perplexity/KLD, the CLI), "format" (io, tokenizer: parsers and writers).
+set(NIBBLE_TEST_LABEL_core kernel)
+set(NIBBLE_TEST_LABEL_kernels kernel)
+set(NIBBLE_TEST_LABEL_quant kernel)
+set(NIBBLE_TEST_LABEL_model model)
+set(NIBBLE_TEST_LABEL_api model)
+set(NIBBLE_TEST_LABEL_io format)
+set(NIBBLE_TEST_LABEL_tokenizer format)
+
+# nibble_add_test(<name> SOURCES ... DEPS ... [LABEL kernel|model|format])
 function(nibble_add_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;DEPS" ${ARGN})
+  if(NOT ARG_LABEL)
+    message(FATAL_ERROR "nibble_add_test(${name}): no LABEL (kernel, model or format)")
+  endif()
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${NIBBLE_WARNINGS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/include)
@@ -57,5 +72,5 @@ function(nibble_add_test name)
   target_compile_definitions(${name} PRIVATE
     NIBBLE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     NIBBLE_SHARED_DATA_DIR="${PROJECT_SOURCE_DIR}/../shared/data")
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS ${ARG_LABEL})
 endfunction()

@@ -6,6 +6,14 @@ markers): folder | level | may depend on. A file in folder F may include
 "F/...", "D/..." for each D it may depend on, and "nibble/..." (the public API).
 tools/nibble may include only "nibble/..." and its own headers. Each dependency
 must sit at a strictly lower level. Also: <mpi.h> only under src/distributed/mpi/.
+
+Dispatch rule (docs/ARCHITECTURE.md, "Trusted on every target"): Highway dispatch goes
+through NB_DYNAMIC_DISPATCH (core/cpu_features.h), which applies the NIBBLE_CPU / --cpu
+cap first, so no kernel can escape the cap; a bare HWY_DYNAMIC_DISPATCH anywhere in src/,
+bench/ or tests/ is an error. So is hwy::SupportedTargets() or
+hwy::SupportedAndGeneratedTargets() outside core/cpu_features.cc: in Highway 1.0.3 they
+re-initialise the dispatch choice ignoring DisableTargets, silently lifting the cap
+(use CappedHighwayTargets() and tests/util/target_pin.h's HighwayTargetsToTest()).
 """
 import pathlib
 import re
@@ -65,6 +73,19 @@ def main():
                     how = "upward" if lvl > level else "sideways" if lvl == level else "undeclared"
                     errors.append(f"{rel}: {how} include of \"{inc}\" ({own} may depend on: "
                                   f"{', '.join(deps) or 'nothing'})")
+    dispatch_re = re.compile(r"\bHWY_DYNAMIC_DISPATCH\s*\(")
+    supported_re = re.compile(r"\bhwy::(SupportedTargets|SupportedAndGeneratedTargets)\s*\(")
+    for top in ("src", "bench", "tests"):
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.suffix not in (".h", ".cc", ".cpp", ".hpp") or path.name == "cpu_features.h":
+                continue
+            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if dispatch_re.search(line):
+                    errors.append(f"{path.relative_to(ROOT)}:{n}: bare HWY_DYNAMIC_DISPATCH; use NB_DYNAMIC_DISPATCH "
+                                  "(core/cpu_features.h) so the NIBBLE_CPU cap applies")
+                if supported_re.search(line) and path.name != "cpu_features.cc" and not line.lstrip().startswith("//"):
+                    errors.append(f"{path.relative_to(ROOT)}:{n}: hwy::SupportedTargets() lifts the CPU cap in "
+                                  "Highway 1.0.3; use CappedHighwayTargets() (core/cpu_features.h)")
     for e in errors:
         print(f"include scan: {e}")
     if errors:

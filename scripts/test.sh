@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The README's second command: set up, build and run every test.
-#   1. include scan (layer rule)
-#   2. asan-ubsan build: all unit, golden, corrupt-file and CLI tests under ctest
+#   1. include scan (layer rule, capped dispatch rule)
+#   2. asan-ubsan build (Highway's contract checks on): every unit, golden, corrupt-file
+#      and CLI test under ctest on the native CPU; then the same binaries capped with
+#      NIBBLE_CPU: the model-level tests (label "model") at avx2, and the kernel tests
+#      (label "kernel") at scalar (and at avx2 too when the CPU has AVX-512), so one
+#      machine proves what AVX2-only and baseline x86-64 machines run. Each run prints
+#      the dispatch targets and hand-written kernels it exercised (NIBBLE_DISPATCH_LOG).
 #   3. release build: the CLI, the benchmarks (compiled, not run) and the demo
 #   4. fuzz build (clang-14 + libFuzzer): each parser fuzzed for a short budget
-# Environment: NIBBLE_FUZZ_SECONDS (default 15 per target), NIBBLE_SKIP_FUZZ=1.
+# Environment: NIBBLE_FUZZ_SECONDS (default 15 per target), NIBBLE_SKIP_FUZZ=1,
+# NIBBLE_SKIP_CAPPED=1 (native run only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,7 +21,28 @@ python3 scripts/check_includes.py
 
 cmake --preset asan-ubsan >/dev/null
 cmake --build --preset asan-ubsan
-ASAN_OPTIONS=detect_leaks=1 ctest --preset asan-ubsan
+
+# ctest under a CPU cap ("" = native), restricted to a label ("" = all), then what ran.
+capped_ctest() {
+  local cap="$1" label="$2" log t0=$SECONDS
+  log="$(mktemp)"
+  echo "== ctest ${label:-all tests}, NIBBLE_CPU=${cap:-native} =="
+  NIBBLE_CPU="$cap" NIBBLE_DISPATCH_LOG="$log" ASAN_OPTIONS=detect_leaks=1 \
+    ctest --preset asan-ubsan ${label:+-L "$label"}
+  echo "== NIBBLE_CPU=${cap:-native} ${label:-all}: $((SECONDS - t0)) s; code paths run (test processes that ran each):"
+  sort "$log" | uniq -c | sort -k2 | sed 's/^/   /'
+  rm -f "$log"
+}
+capped_ctest "" ""
+if [ "${NIBBLE_SKIP_CAPPED:-0}" != 1 ]; then
+  if grep -qw avx512bw /proc/cpuinfo; then
+    capped_ctest avx2 model
+    capped_ctest avx2 kernel
+  else
+    echo "== this CPU has no AVX-512: the native run above was the AVX2 run (the AVX-512 paths cannot run here)"
+  fi
+  capped_ctest scalar kernel
+fi
 
 cmake --preset release >/dev/null
 cmake --build --preset release

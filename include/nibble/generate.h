@@ -69,6 +69,12 @@ struct GenerateReport {
   std::vector<std::string> warnings;  // e.g. a context above the declared one
 };
 
+// The report as one JSON object (`nibble generate --json`): prompt_ids, ids (generated,
+// EOS excluded), text, stop_reason, token counts, timings (ms, tokens/s), seed, ctx_size,
+// peak memory and warnings. Text bytes that are not valid UTF-8 (a byte-fallback token
+// cut mid-character) become U+FFFD; the ids are exact.
+NIBBLE_API std::string GenerateReportJson(const GenerateReport& r);
+
 // Loads the model and tokenizer, encodes the prompt, runs it in one batch and samples
 // up to n_predict tokens. Throws ConfigError (bad option, vocabulary size mismatch,
 // unsupported architecture, prompt longer than the context), FormatError / IoError

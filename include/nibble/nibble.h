@@ -5,6 +5,7 @@
 #include "nibble/api.h"
 #include "nibble/chat.h"
 #include "nibble/convert.h"
+#include "nibble/cpu.h"
 #include "nibble/dtype.h"
 #include "nibble/error.h"
 #include "nibble/generate.h"

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "api/model_loader.h"
@@ -71,6 +72,28 @@ void CheckOptions(const GenerateOptions& o) {
 }
 
 }  // namespace
+
+std::string GenerateReportJson(const GenerateReport& r) {
+  nlohmann::ordered_json j;
+  j["prompt_ids"] = r.prompt_ids;
+  j["ids"] = r.generated_ids;
+  j["text"] = r.text;
+  j["stop_reason"] = std::string(StopReasonName(r.stop_reason));
+  j["prompt_tokens"] = r.prompt_tokens;
+  j["generated_tokens"] = r.generated_tokens;
+  j["prompt_ms"] = r.prompt_ms;
+  j["generation_ms"] = r.generation_ms;
+  j["prompt_tokens_per_s"] = r.prompt_tokens_per_s;
+  j["generation_tokens_per_s"] = r.generation_tokens_per_s;
+  j["seed"] = r.seed;
+  j["ctx_size"] = r.ctx_size;
+  j["peak_rss_bytes"] = r.peak_rss_bytes;
+  j["peak_alloc_bytes"] = r.peak_alloc_bytes;
+  j["warnings"] = r.warnings;
+  // Byte-fallback tokens can end the text inside a UTF-8 sequence: such bytes become
+  // U+FFFD here; `ids` is exact.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
 
 std::string_view StopReasonName(StopReason r) {
   switch (r) {

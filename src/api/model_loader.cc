@@ -466,9 +466,10 @@ std::vector<std::string> Int8OptionWarnings(const LoadedModel& m, const LoadOpti
                               "blocks of a multiple of 64 (the model runs as without the option)",
                               m.checkpoint_quantized_layers));
     }
-  } else if (options.int8_activations && !CpuHasAvx512Vnni()) {
-    w.emplace_back("--int8-activations: this CPU has no AVX512-VNNI, so the int8 path runs its scalar reference "
-                   "(correct, much slower than without the option)");
+  } else if (options.int8_activations && quant::ChooseInt8ActivationsPath() == quant::Int8ActivationsPath::kRef) {
+    w.emplace_back(fmt::format("--int8-activations: the CPU cap is {} (no AVX2 or AVX512-VNNI kernel may run), so the "
+                               "int8 path runs its scalar reference (correct, much slower than without the option)",
+                               CpuLevelName(EffectiveCpuLevel())));
   }
   if (options.int8_classifier && m.classifier_was_quantized)
     w.emplace_back("--int8-classifier: the checkpoint's lm_head is already quantized; it runs as stored");

@@ -11,6 +11,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/attention-inl.h"
 
@@ -52,7 +53,7 @@ HWY_EXPORT(CausalAttentionTarget);
 
 void CausalAttention(int num_threads, const float* q, const float* k, const float* v, float* out, size_t T,
                      size_t start_pos, size_t H, size_t KV, size_t Dh, float* scratch) noexcept {
-  HWY_DYNAMIC_DISPATCH(CausalAttentionTarget)(num_threads, q, k, v, out, T, start_pos, H, KV, Dh, scratch);
+  NB_DYNAMIC_DISPATCH(CausalAttentionTarget)(num_threads, q, k, v, out, T, start_pos, H, KV, Dh, scratch);
 }
 
 void CausalAttentionRef(const float* q, const float* k, const float* v, float* out, size_t T, size_t start_pos,

@@ -12,6 +12,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/convert.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/convert-inl.h"
 
@@ -82,11 +83,11 @@ bool IsConvertible(DType t) {
 }
 
 void ConvertFromF32(DType to, const float* src, void* dst, size_t n) noexcept {
-  HWY_DYNAMIC_DISPATCH(ConvertFromF32Target)(to, src, dst, n);
+  NB_DYNAMIC_DISPATCH(ConvertFromF32Target)(to, src, dst, n);
 }
 
 void ConvertToF32(DType from, const void* src, float* dst, size_t n) noexcept {
-  HWY_DYNAMIC_DISPATCH(ConvertToF32Target)(from, src, dst, n);
+  NB_DYNAMIC_DISPATCH(ConvertToF32Target)(from, src, dst, n);
 }
 
 void ConvertFromF32Ref(DType to, const float* src, void* dst, size_t n) noexcept {

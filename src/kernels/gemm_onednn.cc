@@ -2,6 +2,7 @@
 // per-call OpenMP thread-count scope, bf16 rounding of activations, and the env switch.
 #include "kernels/gemm_onednn.h"
 
+#include <fmt/core.h>
 #include <omp.h>
 
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "kernels/convert.h"
 
@@ -60,33 +62,69 @@ memory::desc DstDesc(size_t M, size_t N) {
 
 // The CPU engine and the primitive cache. Built on first use (inside the callers' try, so
 // an engine failure is reported as `false`, and the next call tries again).
+// oneDNN's ISA cap for nibble's CPU cap (core/cpu_features.h). dnnl_set_max_cpu_isa takes
+// effect only before the first primitive of the process, so it is set once, when the
+// context is built; a later in-process cap change (tests) leaves oneDNN where it was.
+const char* ApplyIsaCap() {
+  switch (CpuCap()) {
+    case CpuLevel::kAvx512:
+      dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);  // VNNI and BF16, no AMX
+      return "avx512_core_bf16";
+    case CpuLevel::kAvx2:
+    case CpuLevel::kScalar:  // oneDNN is not called at scalar (OnednnDisabled)
+      dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx2);
+      return "avx2";
+    case CpuLevel::kNative:
+      break;
+  }
+  return "none (all the CPU has)";
+}
+
 class OnednnContext {
  public:
-  OnednnContext() : engine_(dnnl::engine::kind::cpu, 0) {}
+  OnednnContext()
+      : isa_cap_(ApplyIsaCap()),
+        engine_(dnnl::engine::kind::cpu, 0),
+        note_f32_(std::string("oneDNN f32 matmul, ISA cap ") + isa_cap_),
+        note_bf16_(std::string("oneDNN bf16 matmul, ISA cap ") + isa_cap_) {}
 
   const dnnl::engine& engine() const { return engine_; }
+  const char* isa_cap() const { return isa_cap_; }
+  const char* isa_note_f32() const { return note_f32_.c_str(); }  // for the dispatch log
+  const char* isa_note_bf16() const { return note_bf16_.c_str(); }
 
   // The cached primitive for `key`, created under the caller's thread scope if missing.
   // Creation runs under the lock: two threads asking for the same new shape build it once.
+  // A (dtype, threads) whose creation failed once (no bf16 matmul below avx512_core) is
+  // not retried: the caller's Highway path runs without paying for a failed JIT each call.
   dnnl::matmul Get(const Key& key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     const auto [M, N, K, type, threads] = key;
+    if (type == WeightType::kBf16 && bf16_unavailable_) throw dnnl::error(dnnl_unimplemented, "bf16 matmul");
     const memory::data_type in_dt =
         type == WeightType::kBf16 ? memory::data_type::bf16 : memory::data_type::f32;
     const dnnl::matmul::desc desc(SrcDesc(M, K, in_dt), WeightDesc(N, K, in_dt), DstDesc(M, N));
-    const dnnl::matmul::primitive_desc pd(desc, engine_);
-    dnnl::matmul prim(pd);
-    if (cache_.size() >= kMaxCachedPrimitives) cache_.clear();
-    cache_.emplace(key, prim);
-    return prim;
+    try {
+      const dnnl::matmul::primitive_desc pd(desc, engine_);
+      dnnl::matmul prim(pd);
+      if (cache_.size() >= kMaxCachedPrimitives) cache_.clear();
+      cache_.emplace(key, prim);
+      return prim;
+    } catch (const dnnl::error& e) {
+      if (type == WeightType::kBf16 && e.status == dnnl_unimplemented) bf16_unavailable_ = true;
+      throw;
+    }
   }
 
  private:
+  const char* isa_cap_;
   dnnl::engine engine_;
+  std::string note_f32_, note_bf16_;
   std::mutex mu_;
   std::map<Key, dnnl::matmul> cache_;
+  bool bf16_unavailable_ = false;
 };
 
 OnednnContext& Context() {
@@ -109,6 +147,29 @@ void Run(int num_threads, const void* src, const void* w, float* y, size_t M, si
   stream.wait();
 }
 
+const char* IsaName(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
+  }
+}
+
 bool ReadDisabledEnv() {
   const char* v = std::getenv("NIBBLE_DISABLE_ONEDNN");
   return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
@@ -118,7 +179,26 @@ bool ReadDisabledEnv() {
 
 bool OnednnDisabled() noexcept {
   static const bool disabled = ReadDisabledEnv();
-  return disabled;
+  return disabled || EffectiveCpuLevel() == CpuLevel::kScalar;
+}
+
+OnednnUse OnednnPath(bool bf16) {
+  if (OnednnDisabled()) return {false, ReadDisabledEnv() ? "NIBBLE_DISABLE_ONEDNN is set" : "oneDNN is off at the scalar cap"};
+  try {
+    const OnednnContext& ctx = Context();
+    // A 16 x 16 x 16 product tells whether this dtype has a primitive under the cap.
+    std::vector<float> x(256, 0.0f), y(256);
+    std::vector<uint16_t> wb(256, 0);
+    const bool ok = bf16 ? GemmOnednnBf16(1, x.data(), wb.data(), y.data(), 16, 16, 16)
+                         : GemmOnednnF32(1, x.data(), x.data(), y.data(), 16, 16, 16);
+    const dnnl_version_t* v = dnnl_version();
+    const std::string eff = fmt::format("oneDNN {}.{}.{} (ISA cap {}, runs {})", v->major, v->minor, v->patch,
+                                        ctx.isa_cap(), IsaName(dnnl::get_effective_cpu_isa()));
+    if (ok) return {true, eff};
+    return {false, fmt::format("{} has no {} matmul here", eff, bf16 ? "bf16" : "f32")};
+  } catch (...) {
+    return {false, "oneDNN failed to start"};
+  }
 }
 
 bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, size_t M, size_t N,
@@ -126,6 +206,7 @@ bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, si
   if (M == 0 || N == 0 || K == 0) return false;
   try {
     Run(num_threads, x, w, y, M, N, K, WeightType::kF32);
+    NoteDispatch(Context().isa_note_f32());
     return true;
   } catch (...) {  // dnnl::error, std::bad_alloc: the caller falls back to Highway
     return false;
@@ -140,6 +221,7 @@ bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y
     std::vector<uint16_t> xb(M * K);
     ConvertFromF32Parallel(num_threads, DType::kBF16, x, xb.data(), M * K);
     Run(num_threads, xb.data(), w, y, M, N, K, WeightType::kBf16);
+    NoteDispatch(Context().isa_note_bf16());
     return true;
   } catch (...) {  // dnnl::error (e.g. no bf16 matmul on this ISA), std::bad_alloc
     return false;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace nibble::kernels {
 
@@ -55,8 +56,23 @@ bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y
                     size_t K) noexcept;
 
 // True when the environment variable NIBBLE_DISABLE_ONEDNN is set to a value other than
-// "" or "0" (read once per process): MatMul and MatMulBf16 then never call oneDNN. For
-// before/after measurements and to rule oneDNN out when chasing a numerical difference.
+// "" or "0" (read once per process), or the CPU cap is scalar (core/cpu_features.h):
+// MatMul and MatMulBf16 then never call oneDNN. For before/after measurements, to rule
+// oneDNN out when chasing a numerical difference, and so that a scalar-capped run uses
+// no vector code at all.
+//
+// ISA cap: the first oneDNN call of the process sets dnnl_set_max_cpu_isa from the CPU
+// cap (avx512 -> avx512_core_bf16, avx2 -> avx2, native -> no cap); oneDNN honours it
+// only before its first primitive, so a capped run is its own process.
 bool OnednnDisabled() noexcept;
+
+// Whether the f32 (bf16 = false) or bf16 prompt GEMM runs through oneDNN, for `nibble
+// --version`: {true, "oneDNN 2.6.3 (ISA cap avx2, runs avx2)"}, or {false, why not}.
+// Builds the oneDNN context (fixing its ISA cap) and one tiny primitive.
+struct OnednnUse {
+  bool used;
+  std::string text;
+};
+OnednnUse OnednnPath(bool bf16);
 
 }  // namespace nibble::kernels

@@ -7,11 +7,14 @@
 
 #include <algorithm>
 
+#include <string>
+
 #include "kernels/gemm_onednn.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/matmul-inl.h"
 
@@ -45,7 +48,7 @@ void MatMul(int num_threads, const float* x, const float* w, float* y, size_t M,
   // fails (reported, never thrown) the Highway path below computes the same product.
   if (M >= kOnednnMinRowsF32 && !OnednnDisabled() && GemmOnednnF32(num_threads, x, w, y, M, N, K)) return;
   if (num_threads <= 1 || M * N * K < kMinParallelMacs || N < 2 * kColumnAlign) {
-    HWY_DYNAMIC_DISPATCH(MatMulRange)(x, w, y, M, N, K, 0, N);
+    NB_DYNAMIC_DISPATCH(MatMulRange)(x, w, y, M, N, K, 0, N);
     return;
   }
   const size_t per = (N + static_cast<size_t>(num_threads) - 1) / static_cast<size_t>(num_threads);
@@ -53,8 +56,23 @@ void MatMul(int num_threads, const float* x, const float* w, float* y, size_t M,
 #pragma omp parallel for num_threads(num_threads) schedule(static)
   for (int t = 0; t < num_threads; ++t) {
     const size_t begin = static_cast<size_t>(t) * chunk;
-    if (begin < N) HWY_DYNAMIC_DISPATCH(MatMulRange)(x, w, y, M, N, K, begin, std::min(N, begin + chunk));
+    if (begin < N) NB_DYNAMIC_DISPATCH(MatMulRange)(x, w, y, M, N, K, begin, std::min(N, begin + chunk));
   }
+}
+
+std::vector<KernelPath> DenseKernelPaths() {
+  const std::string hwy = "highway " + HighwayTargetName();
+  auto prompts = [&](bool bf16) {
+    const OnednnUse o = OnednnPath(bf16);
+    return o.used ? o.text : hwy + " (" + o.text + ")";
+  };
+  return {
+      {"f32 matmul, decode and prompts < 16 rows", hwy + " (register tiles)"},
+      {"f32 matmul, prompts >= 16 rows", prompts(false)},
+      {"bf16 matmul, decode and prompts < 8 rows", hwy + " (bf16 widened to f32, FMA)"},
+      {"bf16 matmul, prompts >= 8 rows", prompts(true)},
+      {"attention, RMSNorm, softmax, SwiGLU, conversions", hwy},
+  };
 }
 
 void MatMulRef(const float* x, const float* w, float* y, size_t M, size_t N, size_t K) noexcept {

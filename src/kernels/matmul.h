@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
+
+#include "core/cpu_features.h"
 
 namespace nibble::kernels {
 
@@ -15,5 +18,9 @@ void MatMul(int num_threads, const float* x, const float* w, float* y, size_t M,
 
 // Scalar oracle: every dot product accumulated in double, rounded once to f32.
 void MatMulRef(const float* x, const float* w, float* y, size_t M, size_t N, size_t K) noexcept;
+
+// The dense kernels' paths under the CPU cap in force (f32 and bf16 matmuls, and the
+// Highway element-wise kernels), for `nibble --version`.
+std::vector<KernelPath> DenseKernelPaths();
 
 }  // namespace nibble::kernels

@@ -84,6 +84,7 @@ void MatMulBf16(int num_threads, const float* x, const uint16_t* w, float* y, si
   ConvertFromF32(DType::kBF16, x, xb.data(), M * K);
   if (variant == MatMulBf16Variant::kAvx512Bf16) {
     NB_CHECK(HasAvx512Bf16(), "MatMulBf16: AVX512-BF16 variant requested on a CPU without it");
+    NoteDispatch("bf16 matmul avx512bf16");
     ForColumnBlocks(num_threads, M, N, K, [&](size_t b, size_t e) {
       detail::MatMulBf16RangeAvx512Bf16(xb.data(), w, y, M, N, K, b, e);
     });
@@ -92,7 +93,7 @@ void MatMulBf16(int num_threads, const float* x, const uint16_t* w, float* y, si
   std::vector<float> xr(M * K);
   ConvertToF32(DType::kBF16, xb.data(), xr.data(), M * K);
   ForColumnBlocks(num_threads, M, N, K, [&](size_t b, size_t e) {
-    HWY_DYNAMIC_DISPATCH(MatMulBf16Range)(xr.data(), w, y, M, N, K, b, e);
+    NB_DYNAMIC_DISPATCH(MatMulBf16Range)(xr.data(), w, y, M, N, K, b, e);
   });
 }
 

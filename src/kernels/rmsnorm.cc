@@ -6,6 +6,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/rmsnorm.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/rmsnorm-inl.h"
 
@@ -25,7 +26,7 @@ namespace nibble::kernels {
 HWY_EXPORT(RmsNormRows);
 
 void RmsNorm(const float* x, const float* g, float* y, size_t T, size_t D, float eps) noexcept {
-  HWY_DYNAMIC_DISPATCH(RmsNormRows)(x, g, y, T, D, eps);
+  NB_DYNAMIC_DISPATCH(RmsNormRows)(x, g, y, T, D, eps);
 }
 
 void RmsNormRef(const float* x, const float* g, float* y, size_t T, size_t D, float eps) noexcept {

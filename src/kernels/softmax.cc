@@ -7,6 +7,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/softmax.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/softmax-inl.h"
 
@@ -23,7 +24,7 @@ namespace nibble::kernels {
 
 HWY_EXPORT(SoftmaxTarget);
 
-void Softmax(float* x, size_t n) noexcept { HWY_DYNAMIC_DISPATCH(SoftmaxTarget)(x, n); }
+void Softmax(float* x, size_t n) noexcept { NB_DYNAMIC_DISPATCH(SoftmaxTarget)(x, n); }
 
 void SoftmaxRef(float* x, size_t n) noexcept {
   const double mx = *std::max_element(x, x + n);

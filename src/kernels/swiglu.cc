@@ -6,6 +6,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/swiglu.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/swiglu-inl.h"
 
@@ -23,7 +24,7 @@ namespace nibble::kernels {
 HWY_EXPORT(SwiGluTarget);
 
 void SwiGlu(const float* gate, const float* up, float* out, size_t n) noexcept {
-  HWY_DYNAMIC_DISPATCH(SwiGluTarget)(gate, up, out, n);
+  NB_DYNAMIC_DISPATCH(SwiGluTarget)(gate, up, out, n);
 }
 
 void SwiGluRef(const float* gate, const float* up, float* out, size_t n) noexcept {

@@ -21,7 +21,7 @@ HWY_BEFORE_NAMESPACE();
 namespace nibble::quant::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128  // the vector targets (Lut16Vectorised)
+#if NB_LUT16_VECTOR  // 8- or 16-lane targets (lut16-inl.h)
 
 // NF4 code of each lane: the number of the 15 thresholds below s, found by the binary
 // search of the CUDA kernel's decision tree (T[7], then T[3] or T[11], ...) with the

@@ -4,6 +4,7 @@
 #define HWY_TARGET_INCLUDE "quant/blockwise4.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "quant/blockwise4-inl.h"
 
@@ -13,7 +14,7 @@ namespace nibble::quant::HWY_NAMESPACE {
 // Whole blocks through the vector body; returns how many were done (0 on scalar targets
 // or when B is not a multiple of 32).
 int64_t Quantize4Whole(bool fp4, const float* x, int64_t nblocks, int64_t B, uint8_t* packed, float* absmax) {
-#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+#if !NB_LUT16_VECTOR
   return 0;
 #else
   if (B % 32 != 0) return 0;
@@ -24,7 +25,7 @@ int64_t Quantize4Whole(bool fp4, const float* x, int64_t nblocks, int64_t B, uin
 
 int64_t Dequantize4Whole(const float* lut, const uint8_t* packed, const float* scales, int64_t nblocks, int64_t B,
                          float* out) {
-#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+#if !NB_LUT16_VECTOR
   return 0;
 #else
   if (B % 32 != 0) return 0;
@@ -48,7 +49,7 @@ HWY_EXPORT(Dequantize4Whole);
 
 void QuantizeNf4Fp4(QuantMethod m, const float* x, int64_t n, int64_t B, uint8_t* codes, float* absmax) noexcept {
   const bool fp4 = m == QuantMethod::kFp4;
-  const int64_t done = HWY_DYNAMIC_DISPATCH(Quantize4Whole)(fp4, x, n / B, B, codes, absmax);
+  const int64_t done = NB_DYNAMIC_DISPATCH(Quantize4Whole)(fp4, x, n / B, B, codes, absmax);
   const int64_t e0 = done * B;  // even: B is
   if (e0 < n) {
     const auto ref = fp4 ? &fp4::QuantizeRef : &nf4::QuantizeRef;
@@ -58,7 +59,7 @@ void QuantizeNf4Fp4(QuantMethod m, const float* x, int64_t n, int64_t B, uint8_t
 
 void DequantizeLut4(const BlockwiseTraits& f, const uint8_t* codes, const float* scales, int64_t n, int64_t B,
                     float* out) noexcept {
-  const int64_t done = HWY_DYNAMIC_DISPATCH(Dequantize4Whole)(f.lut, codes, scales, n / B, B, out);
+  const int64_t done = NB_DYNAMIC_DISPATCH(Dequantize4Whole)(f.lut, codes, scales, n / B, B, out);
   const int64_t e0 = done * B;
   if (e0 < n) f.dequantize_ref(codes + e0 / 2, scales + done, nullptr, n - e0, B, out + e0);
 }

@@ -21,6 +21,7 @@
 #include "quant/qlinear.h"
 #include "quant/qtensor.h"
 #include "quant/registry.h"
+#include "util/cpu_cap.h"
 #include "util/random_vec.h"
 #include "util/target_pin.h"
 
@@ -198,7 +199,7 @@ TEST(BlockwiseRegistry, SimdEqualsRefOnEveryTarget) {
     std::vector<float> ref_scales(static_cast<size_t>(nb)), zeros(static_cast<size_t>(nb)), ref_out(x.size());
     f->quantize_ref(x.data(), n, B, ref_codes.data(), ref_scales.data(), zeros.data());
     f->dequantize_ref(ref_codes.data(), ref_scales.data(), zeros.data(), n, B, ref_out.data());
-    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    for (int64_t target : test::HighwayTargetsToTest()) {
       SCOPED_TRACE(hwy::TargetName(target));
       pin.Pin(target);
       Allocator alloc;
@@ -219,13 +220,39 @@ TEST(BlockwiseRegistry, SimdEqualsRefOnEveryTarget) {
                                        {.method = m, .blocksize = 64, .double_quant = m == QuantMethod::kNf4, .compute = c}, 1);
       std::vector<float> ref(2 * 48), got(2 * 48);
       QGemvRef(xv.data(), q, ref.data(), 2);
-      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      for (int64_t target : test::HighwayTargetsToTest()) {
         SCOPED_TRACE(hwy::TargetName(target));
         pin.Pin(target);
         QGemv(2, xv.data(), q, got.data(), 2);
         for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-4) << MethodName(m) << " " << i;
       }
     }
+  }
+}
+
+// Checkpoints may store any blocksize, odd ones too (the loader accepts B in [1, n]):
+// DequantizeMatrix splits its work into chunks of whole blocks that must start on a whole
+// code byte. Odd B = 3 and 5 over more than one 64K-element chunk, against the
+// element-by-element DequantizeRange.
+TEST(BlockwiseRegistry, OddBlocksizeChunksStartOnWholeBytes) {
+  for (int64_t B : {int64_t{3}, int64_t{5}}) {
+    const int64_t N = 256, K = 384, n = N * K;
+    std::mt19937 rng(static_cast<uint32_t>(B));
+    std::vector<uint8_t> codes(static_cast<size_t>(n / 2));
+    for (uint8_t& c : codes) c = static_cast<uint8_t>(rng());
+    std::vector<float> scales(static_cast<size_t>((n + B - 1) / B));
+    for (float& s : scales) s = 0.5f + static_cast<float>(rng() % 100) / 100.0f;
+    QTensor q;
+    q.method = QuantMethod::kInt4;
+    q.format = FindBlockwiseFormat(QuantMethod::kInt4);
+    q.shape = Shape{N, K};
+    q.blocksize = B;
+    q.codes = codes;
+    q.scales = scales;
+    std::vector<float> got(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+    DequantizeMatrix(q, got.data(), 2);
+    DequantizeRange(q, 0, n, want.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(F32Bits(got[i]), F32Bits(want[i])) << "B=" << B << " i=" << i;
   }
 }
 
@@ -242,8 +269,9 @@ TEST(BlockwiseRegistry, BadBlocksizesThrow) {
 }
 
 // A prompt-sized product: several row tiles (K = 4096: 128 rows per tile, N = 300) and
-// tokens with outliers, on the VNNI and the Highway path: bit-identical to the Ref.
-TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnBothPaths) {
+// tokens with outliers, on every path the CPU caps reach (VNNI, AVX2, Highway at each
+// target): bit-identical to the Ref.
+TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnEveryPath) {
   Allocator alloc;
   const int64_t N = 300, K = 4096, M = 6;
   const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 12, 0.05f);
@@ -254,13 +282,12 @@ TEST(LlmInt8, BlockedPromptMatMulEqualsRefOnBothPaths) {
   x[3 * K + 2000] = -6.5f;
   std::vector<float> ref(static_cast<size_t>(M * N));
   QGemvRef(x.data(), q, ref.data(), M);
-  for (const char* disable : {"0", "1"}) {
-    setenv("NIBBLE_DISABLE_VNNI", disable, 1);
+  for (CpuLevel cap : test::CapsToTest()) {
+    test::CpuCapScope scope(cap);
     std::vector<float> y(ref.size());
     QLinear(2, alloc, x.data(), q, y.data(), M);
-    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(ref[i])) << "disable_vnni=" << disable << " " << i;
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(ref[i])) << test::CapTrace(cap) << " " << i;
   }
-  unsetenv("NIBBLE_DISABLE_VNNI");
 }
 
 // Quantizing from bf16 / f16 storage row by row gives the codes and SCB of quantizing the
@@ -300,9 +327,13 @@ TEST(LlmInt8, GemvWithOutliersMatchesRefAndF64) {
     x[7] = 9.5f;               // an outlier column (row 0)
     x[(M - 1) * K + 100] = -7.0f;  // and another in the last row
     std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());
-    QGemv(2, x.data(), q, y.data(), M);
     QGemvRef(x.data(), q, yr.data(), M);
-    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(yr[i])) << i;
+    // Every path the caps reach; K = 300 leaves a tail after the 32- and 64-byte loops.
+    for (CpuLevel cap : test::CapsToTest()) {
+      test::CpuCapScope scope(cap);
+      QGemv(2, x.data(), q, y.data(), M);
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(F32Bits(y[i]), F32Bits(yr[i])) << test::CapTrace(cap) << " " << i;
+    }
     // Against the f64 product with the dequantized weights: int8 activations lose up to
     // half a step (SCA/127/2) per element, so the bound is Σ|w|·SCA/254 + f32 rounding.
     for (int64_t m = 0; m < M; ++m) {

@@ -43,8 +43,10 @@ HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* co
                          float* out, const uint8_t* next) {
   const hn::ScalableTag<float> df;
   constexpr size_t N = hn::MaxLanes(df);
-  constexpr bool kVector = Lut16Vectorised(hn::ScalableTag<float>());
-  if constexpr (!kVector) {
+#if !NB_LUT16_VECTOR  // the plain loop on every other target (lut16-inl.h)
+  {
+    (void)N;
+    (void)next;
     for (size_t r = 0; r < kR; ++r) {
       float total = 0.0f;
       for (size_t b = 0; b < K / B; ++b) {
@@ -62,7 +64,9 @@ HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* co
       }
       out[r] = total;
     }
-  } else {
+  }
+#else
+  {
     const hn::RebindToSigned<decltype(df)> di;
     const hn::RebindToUnsigned<decltype(df)> du;
     const hn::Rebind<uint8_t, decltype(df)> du8;
@@ -102,8 +106,10 @@ HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* co
     }
     for (size_t r = 0; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r]));
   }
+#endif
 }
 
+#if NB_LUT16_VECTOR
 // Elements of x in the order Dot4RowsWide reads them: for each chunk of 8N elements
 // (N = f32 lanes), 8 planes of N floats, plane k lane l = x[chunk + 8l + e(k)] with
 // e = 1, 0, 3, 2, 5, 4, 7, 6 (nibble k of a little-endian 32-bit lane of codes is
@@ -117,9 +123,9 @@ HWY_INLINE void PermuteForWide(DF df, const float* HWY_RESTRICT x, size_t K, flo
 }
 
 // The f32-compute 4-bit GEMV with one code load per 8N elements: each 32-bit lane holds
-// 8 codes; vpermps uses only an index's low 4 bits, so shifting the lanes right by 4k
-// yields the k-th nibble of every lane with no masking or widening. kR rows share each
-// activation plane. Preconditions: vector target, K % 8N == 0, and B % 8N == 0 or
+// 8 codes; shifting the lanes right by 4k brings nibble k to the bottom, and Lut16::Low4
+// looks up the low 4 bits of any lane (the upper bits are ignored by contract, never by
+// accident: lut16-inl.h). kR rows share each activation plane. Preconditions: vector target, K % 8N == 0, and B % 8N == 0 or
 // (B == 64 and N == 16). xp from PermuteForWide. Same per-block scaling as Dot4Rows
 // (block sums of lut·x, then · absmax), in another summation order.
 template <size_t kR>
@@ -129,7 +135,6 @@ HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const
   while ((size_t{1} << log2_b) < B) ++log2_b;
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
-  const hn::RebindToSigned<decltype(df)> di;
   constexpr size_t N = hn::MaxLanes(df);
   const Lut16<decltype(df)> table(df, lut);
   const size_t chunk = 8 * N;
@@ -143,14 +148,14 @@ HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const
       PrefetchNext(next, r, K, c / 2);
       const auto q = hn::LoadU(du, reinterpret_cast<const uint32_t*>(codes[r] + c / 2));
       // Two chains per row (even / odd planes) halve the FMA latency chain.
-      auto a0 = hn::Mul(table(df, hn::BitCast(di, q)), hn::LoadU(df, xc));
-      auto a1 = hn::Mul(table(df, hn::BitCast(di, hn::ShiftRight<4>(q))), hn::LoadU(df, xc + N));
-      a0 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<8>(q))), hn::LoadU(df, xc + 2 * N), a0);
-      a1 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<12>(q))), hn::LoadU(df, xc + 3 * N), a1);
-      a0 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<16>(q))), hn::LoadU(df, xc + 4 * N), a0);
-      a1 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<20>(q))), hn::LoadU(df, xc + 5 * N), a1);
-      a0 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<24>(q))), hn::LoadU(df, xc + 6 * N), a0);
-      a1 = hn::MulAdd(table(df, hn::BitCast(di, hn::ShiftRight<28>(q))), hn::LoadU(df, xc + 7 * N), a1);
+      auto a0 = hn::Mul(table.Low4(df, q), hn::LoadU(df, xc));
+      auto a1 = hn::Mul(table.Low4(df, hn::ShiftRight<4>(q)), hn::LoadU(df, xc + N));
+      a0 = hn::MulAdd(table.Low4(df, hn::ShiftRight<8>(q)), hn::LoadU(df, xc + 2 * N), a0);
+      a1 = hn::MulAdd(table.Low4(df, hn::ShiftRight<12>(q)), hn::LoadU(df, xc + 3 * N), a1);
+      a0 = hn::MulAdd(table.Low4(df, hn::ShiftRight<16>(q)), hn::LoadU(df, xc + 4 * N), a0);
+      a1 = hn::MulAdd(table.Low4(df, hn::ShiftRight<20>(q)), hn::LoadU(df, xc + 5 * N), a1);
+      a0 = hn::MulAdd(table.Low4(df, hn::ShiftRight<24>(q)), hn::LoadU(df, xc + 6 * N), a0);
+      a1 = hn::MulAdd(table.Low4(df, hn::ShiftRight<28>(q)), hn::LoadU(df, xc + 7 * N), a1);
       acc[r] = hn::Add(a0, a1);
       // Lane l covers elements c + 8l .. c + 8l + 7: one block unless B == 64 < chunk.
       const size_t b = c >> log2_b;
@@ -161,6 +166,7 @@ HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const
   }
   for (size_t r = 0; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r]));
 }
+#endif  // NB_LUT16_VECTOR
 
 // sum_k a[k] * b[k] for int8 a, b (exact int32, pmaddwd).
 HWY_INLINE int32_t DotI8(const int8_t* HWY_RESTRICT a, const int8_t* HWY_RESTRICT b, size_t K) {

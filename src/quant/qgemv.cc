@@ -4,6 +4,7 @@
 #define HWY_TARGET_INCLUDE "quant/qgemv.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+#include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "quant/qgemv-inl.h"
 #include "quant/qtensor.h"
@@ -37,7 +38,7 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
     return n + 2 * static_cast<int64_t>(kR) <= n1 ? w->codes.data() + static_cast<size_t>(n + kR) * K / 2 : nullptr;
   };
   int64_t n = n0;
-#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+#if NB_LUT16_VECTOR
   const hn::ScalableTag<float> df;
   const size_t chunk = 8 * hn::Lanes(df);
   if (!bf16 && K % chunk == 0 && (B % chunk == 0 || (B == 64 && chunk == 128)) && (B & (B - 1)) == 0) {
@@ -180,6 +181,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
   const bool aligned = K % B == 0;
   if (w.format->code_bits == 4 && aligned && B == 64 && w.compute == ComputeDtype::kBf16 &&
       kernels::HasAvx512Bf16()) {
+    NoteDispatch("4-bit bf16-compute avx512bf16");
     std::vector<uint16_t> xe(static_cast<size_t>(K / 2)), xo(static_cast<size_t>(K / 2));
     for (int64_t m = 0; m < M; ++m) {
       const float* xm = x + m * K;
@@ -212,7 +214,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
         std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-        HWY_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), ym, n0, n1, bf16, scale_buf.data());
+        NB_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), ym, n0, n1, bf16, scale_buf.data());
       }
     }
     return;
@@ -230,12 +232,39 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        HWY_DYNAMIC_DISPATCH(Gemv8RowsImpl)(&w, xm, xsum.data(), ym, N * t / nt, N * (t + 1) / nt);
+        NB_DYNAMIC_DISPATCH(Gemv8RowsImpl)(&w, xm, xsum.data(), ym, N * t / nt, N * (t + 1) / nt);
       }
     }
     return;
   }
   GemvGeneric(threads, x, w, y, M);
+}
+
+std::vector<KernelPath> QuantKernelPaths() {
+  const std::string hwy = "highway " + HighwayTargetName();
+  const int64_t target = CappedHighwayTargets();
+  const bool vector = (target & -target) != HWY_SCALAR && (target & -target) != HWY_EMU128;
+  std::string dot;
+  switch (llm_int8::ChooseInt8DotPath()) {
+    case llm_int8::Int8DotPath::kAvx512Vnni:
+      dot = "avx512vnni (vpdpbusd)";
+      break;
+    case llm_int8::Int8DotPath::kAvx2:
+      dot = "avx2 (vpmaddubsw)";
+      break;
+    case llm_int8::Int8DotPath::kHighway:
+      dot = hwy + " (widening multiply)";
+      break;
+  }
+  return {
+      {"4-bit GEMV, f32 compute", vector ? hwy + " (table in registers; 8 codes per 32-bit lane where K allows)"
+                                         : hwy + " (scalar loop)"},
+      {"4-bit GEMV, bf16 compute", kernels::HasAvx512Bf16() ? "avx512bf16 (vdpbf16ps) for blocksize 64, else " + hwy
+                                                            : hwy},
+      {"4-bit GEMV, --int8-activations", Int8ActivationsPathName(ChooseInt8ActivationsPath())},
+      {"LLM.int8() int8 dot", dot},
+      {"int8 blockwise GEMV, quantize/dequantize, GGUF blocks", hwy},
+  };
 }
 
 void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M) {

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "core/cpu_features.h"
 #include "quant/qtensor.h"
 
 namespace nibble::quant {
@@ -21,6 +23,9 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
 // The scalar oracle: dequantize each weight exactly as DequantizeMatrix (rounded to the
 // compute dtype), round x to it, accumulate in f32 in index order.
 void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M);
+
+// The quantized kernels' paths under the CPU cap in force, for `nibble --version`.
+std::vector<KernelPath> QuantKernelPaths();
 
 namespace detail {
 // Rows [n0, n1) of the bf16-compute 4-bit GEMV through vdpbf16ps (qgemv4_avx512bf16.cc).

@@ -1,5 +1,6 @@
 // The int8-activation 4-bit GEMV: activation quantization, the int8 weight table, the
-// scalar oracle, and the dispatch to the VNNI kernel (or the oracle's loop elsewhere).
+// scalar oracle, and the dispatch to the VNNI or AVX2 kernel (the oracle's loop at the
+// scalar cap).
 #include "quant/qgemv4_i8.h"
 
 #include <omp.h>
@@ -127,13 +128,52 @@ void LayoutForVnni(const Q8Activations& a, int64_t K, float mult, VnniActivation
   }
 }
 
+void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, Avx2Activations* out) {
+  const int64_t nb = K / kActBlock;
+  out->xa.resize(static_cast<size_t>(nb * 128));
+  out->sa.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    int8_t* dst = out->xa.data() + b * 128;
+    const int8_t* q = a.q.data() + b * kActBlock;
+    for (int64_t i = 0; i < 32; ++i) {
+      dst[i] = q[2 * i];
+      dst[32 + i] = q[2 * i + 1];
+      dst[64 + i] = static_cast<int8_t>(q[2 * i] < 0 ? -q[2 * i] : q[2 * i]);  // |q| <= 127
+      dst[96 + i] = static_cast<int8_t>(q[2 * i + 1] < 0 ? -q[2 * i + 1] : q[2 * i + 1]);
+    }
+    out->sa[static_cast<size_t>(b)] = a.d[static_cast<size_t>(b)] / mult;
+  }
+}
+
 }  // namespace detail
+
+Int8ActivationsPath ChooseInt8ActivationsPath() noexcept {
+  if (CpuHasAvx512Vnni()) return Int8ActivationsPath::kAvx512Vnni;
+  if (CpuHasAvx2Fma()) return Int8ActivationsPath::kAvx2;
+  return Int8ActivationsPath::kRef;
+}
+
+const char* Int8ActivationsPathName(Int8ActivationsPath p) noexcept {
+  switch (p) {
+    case Int8ActivationsPath::kAvx512Vnni:
+      return "avx512vnni (vpdpbusd)";
+    case Int8ActivationsPath::kAvx2:
+      return "avx2 (vpmaddubsw)";
+    case Int8ActivationsPath::kRef:
+      return "scalar reference";
+  }
+  return "?";
+}
 
 void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept {
   const int threads = std::max(1, num_threads);
   const int64_t N = w.rows(), K = w.cols();
   const Int8Table tab = MakeInt8Table(w.format->lut);
-  if (CpuHasAvx512Vnni()) {
+  const Int8ActivationsPath path = ChooseInt8ActivationsPath();
+  NoteDispatch(path == Int8ActivationsPath::kAvx512Vnni ? "int8-activations avx512vnni"
+               : path == Int8ActivationsPath::kAvx2      ? "int8-activations avx2"
+                                                         : "int8-activations scalar reference");
+  if (path == Int8ActivationsPath::kAvx512Vnni) {
     std::vector<detail::VnniActivations> va(static_cast<size_t>(M));
     for (int64_t m = 0; m < M; ++m) detail::QuantizeForVnni(x + m * K, K, tab.mult, &va[static_cast<size_t>(m)]);
     const int64_t groups = (K / kActBlock + 3) / 4;
@@ -147,6 +187,17 @@ void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64
   }
   std::vector<Q8Activations> a(static_cast<size_t>(M));
   for (int64_t m = 0; m < M; ++m) QuantizeActivationsQ8(x + m * K, K, &a[static_cast<size_t>(m)]);
+  if (path == Int8ActivationsPath::kAvx2) {
+    std::vector<detail::Avx2Activations> va(static_cast<size_t>(M));
+    for (int64_t m = 0; m < M; ++m) detail::LayoutForAvx2(a[static_cast<size_t>(m)], K, tab.mult, &va[static_cast<size_t>(m)]);
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> scale_buf(static_cast<size_t>(4 * K / kActBlock));
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      detail::Gemv4I8RowsAvx2(&w, tab, va.data(), M, y, N * t / nt, N * (t + 1) / nt, scale_buf.data());
+    }
+    return;
+  }
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scales;

@@ -17,6 +17,8 @@
 // partial sum (weights offset by +128, and the -128·sum(q) correction) is scaled by
 // absmax · ((amax/127) / mult) before the lanes are added, so its rounding is relative to
 // s_j · Σ (|T| + 256)|q| rather than to |dot_j| (qgemv4_i8_test.cc states the bound).
+// The AVX2 kernel (no offset) scales each lane's partial Σ T·q the same way, so its
+// rounding is relative to s_j · Σ |T||q|, within the same bound.
 #pragma once
 
 #include <array>
@@ -52,6 +54,11 @@ void QuantizeActivationsQ8(const float* x, int64_t K, Q8Activations* out);
 
 // y: [M, N] = x: [M, K] · Wᵀ by the definition above (precondition: SupportsInt8Activations).
 void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept;
+
+// The kernel QGemv4I8 runs under the CPU cap in force (core/cpu_features.h).
+enum class Int8ActivationsPath { kAvx512Vnni, kAvx2, kRef };
+Int8ActivationsPath ChooseInt8ActivationsPath() noexcept;
+const char* Int8ActivationsPathName(Int8ActivationsPath p) noexcept;
 // The scalar oracle: exact int32 block dots, f32 sum over blocks in index order.
 void QGemv4I8Ref(const float* x, const QTensor& w, float* y, int64_t M);
 
@@ -74,6 +81,19 @@ void QuantizeForVnni(const float* x, int64_t K, float mult, VnniActivations* out
 // CpuHasAvx512Vnni(), SupportsInt8Activations(*w). act: [M]; y: [M, N];
 // scale_buf: [4 * ceil(K/256)*4].
 void Gemv4I8RowsVnni(const QTensor* w, const Int8Table& table, const VnniActivations* act, int64_t M, float* y,
+                     int64_t n0, int64_t n1, float* scale_buf) noexcept;
+
+// Activations of one x row in the AVX2 kernel's layout: per 64-column block b, 128 bytes
+// at xa[128 b]: the even elements q[64b + 2i] (32 int8), the odd ones q[64b + 2i + 1],
+// then |even| and |odd| (the unsigned operand of vpmaddubsw); sa[b] = d_b / mult.
+struct Avx2Activations {
+  std::vector<int8_t> xa;
+  std::vector<float> sa;
+};
+void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, Avx2Activations* out);
+// Rows [n0, n1) of the M products (qgemv4_i8_avx2.cc). Preconditions: CpuHasAvx2Fma(),
+// SupportsInt8Activations(*w). act: [M]; y: [M, N]; scale_buf: [4 * K/64].
+void Gemv4I8RowsAvx2(const QTensor* w, const Int8Table& table, const Avx2Activations* act, int64_t M, float* y,
                      int64_t n0, int64_t n1, float* scale_buf) noexcept;
 }  // namespace detail
 

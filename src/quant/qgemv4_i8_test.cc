@@ -27,6 +27,7 @@
 #include "quant/qlinear.h"
 #include "quant/qtensor.h"
 #include "quant/registry.h"
+#include "util/cpu_cap.h"
 #include "util/random_vec.h"
 
 namespace nibble::quant {
@@ -119,29 +120,31 @@ void ExpectMatchesDefinition(const QTensor& q, const std::vector<float>& x, int6
 }
 
 TEST(Int8Activations, GemvMatchesDefinitionEveryFormatAndShape) {
-  Allocator alloc;
-  for (const BlockwiseTraits* f : AllBlockwiseFormats()) {
-    if (f->code_bits != 4) continue;
-    // K: one partial group (64, 192), whole groups (256, 4096), a group and a tail (320, 1088).
-    for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{1, 64, 64}, {5, 192, 64}, {33, 256, 64},
-                           {13, 320, 64}, {9, 1088, 64}, {8, 4096, 64}, {6, 512, 128}, {3, 512, 256}}) {
-      for (bool dq : {false, true}) {
-        const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 7, 0.02f);
-        QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
-                                   {.method = f->method, .blocksize = B, .double_quant = dq}, 2);
-        q.int8_activations = true;
-        ASSERT_TRUE(SupportsInt8Activations(q));
-        for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
-          std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 9, 1.0f);
-          std::fill(x.begin(), x.begin() + 64, 0.0f);  // a zero activation block
-          x[x.size() - 1] = 40.0f;                     // an outlier
-          const std::string what = std::string(f->name) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
-                                   " B=" + std::to_string(B) + " dq=" + std::to_string(dq) + " M=" + std::to_string(M);
-          ExpectMatchesDefinition(q, x, M, what.c_str());
+  test::ForEachCap([&] {
+    Allocator alloc;
+    for (const BlockwiseTraits* f : AllBlockwiseFormats()) {
+      if (f->code_bits != 4) continue;
+      // K: one partial group (64, 192), whole groups (256, 4096), a group and a tail (320, 1088).
+      for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{1, 64, 64}, {5, 192, 64}, {33, 256, 64},
+                             {13, 320, 64}, {9, 1088, 64}, {8, 4096, 64}, {6, 512, 128}, {3, 512, 256}}) {
+        for (bool dq : {false, true}) {
+          const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 7, 0.02f);
+          QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                                     {.method = f->method, .blocksize = B, .double_quant = dq}, 2);
+          q.int8_activations = true;
+          ASSERT_TRUE(SupportsInt8Activations(q));
+          for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
+            std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 9, 1.0f);
+            std::fill(x.begin(), x.begin() + 64, 0.0f);  // a zero activation block
+            x[x.size() - 1] = 40.0f;                     // an outlier
+            const std::string what = std::string(f->name) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                                     " B=" + std::to_string(B) + " dq=" + std::to_string(dq) + " M=" + std::to_string(M);
+            ExpectMatchesDefinition(q, x, M, what.c_str());
+          }
         }
       }
     }
-  }
+  });
 }
 
 // A [N, K] 4-bit weight of blocksize 64 over the given codes and absmax (borrowed), with
@@ -161,54 +164,58 @@ QTensor HandBuilt(QuantMethod m, int64_t N, int64_t K, std::span<const uint8_t> 
 // Every (high, low) nibble pair in every byte position of a block: codes 0..255 repeated,
 // scales of both signs' magnitudes, so a wrong lane, nibble or table entry shows.
 TEST(Int8Activations, EveryCodePairInEveryPosition) {
-  const int64_t N = 16, K = 512;
-  std::vector<uint8_t> codes(static_cast<size_t>(N * K / 2));
-  for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>((i * 7 + i / 256) & 0xFF);
-  std::vector<float> scales(static_cast<size_t>(N * K / 64));
-  for (size_t i = 0; i < scales.size(); ++i) scales[i] = 0.01f * static_cast<float>(1 + i % 13);
-  for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
-    const QTensor q = HandBuilt(m, N, K, codes, scales);
-    for (int64_t M : {int64_t{1}, int64_t{2}}) {
-      const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 21, 0.5f);
-      ExpectMatchesDefinition(q, x, M, MethodName(m).data());
+  test::ForEachCap([&] {
+    const int64_t N = 16, K = 512;
+    std::vector<uint8_t> codes(static_cast<size_t>(N * K / 2));
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>((i * 7 + i / 256) & 0xFF);
+    std::vector<float> scales(static_cast<size_t>(N * K / 64));
+    for (size_t i = 0; i < scales.size(); ++i) scales[i] = 0.01f * static_cast<float>(1 + i % 13);
+    for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
+      const QTensor q = HandBuilt(m, N, K, codes, scales);
+      for (int64_t M : {int64_t{1}, int64_t{2}}) {
+        const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 21, 0.5f);
+        ExpectMatchesDefinition(q, x, M, MethodName(m).data());
+      }
     }
-  }
+  });
 }
 
 // Against the f64 product of the dequantized weights and the exact x: each element loses
 // at most half an activation step (d/2) and the table's rounding |T/mult - lut|·absmax.
 TEST(Int8Activations, QuantizationErrorWithinAnalyticBound) {
-  Allocator alloc;
-  const int64_t N = 24, K = 1024;
-  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 3, 0.02f);
-  for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
-    QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = m, .blocksize = 64}, 2);
-    q.int8_activations = true;
-    const Int8Table t = MakeInt8Table(q.format->lut);
-    std::vector<float> wd(w.size());
-    DequantizeMatrix(q, wd.data(), 1);
-    const std::vector<float> x = test::NormalVec(static_cast<size_t>(K), 4, 1.0f);
-    Q8Activations a;
-    QuantizeActivationsQ8(x.data(), K, &a);
-    std::vector<float> y(static_cast<size_t>(N));
-    QGemv(2, x.data(), q, y.data(), 1);
-    double worst = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      double exact = 0, bound = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        const uint8_t byte = q.codes[static_cast<size_t>((n * K + k) / 2)];
-        const int c = k % 2 == 0 ? byte >> 4 : byte & 0xF;
-        const double absmax = q.scales[static_cast<size_t>((n * K + k) / 64)];
-        const double werr = std::fabs(t.t[c] / static_cast<double>(t.mult) - q.format->lut[c]) * absmax;
-        const double xerr = a.d[static_cast<size_t>(k / 64)] * 0.5;
-        exact += static_cast<double>(x[k]) * wd[n * K + k];
-        bound += std::fabs(wd[n * K + k]) * xerr + std::fabs(x[k]) * werr + xerr * werr;
+  test::ForEachCap([&] {
+    Allocator alloc;
+    const int64_t N = 24, K = 1024;
+    const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 3, 0.02f);
+    for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
+      QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = m, .blocksize = 64}, 2);
+      q.int8_activations = true;
+      const Int8Table t = MakeInt8Table(q.format->lut);
+      std::vector<float> wd(w.size());
+      DequantizeMatrix(q, wd.data(), 1);
+      const std::vector<float> x = test::NormalVec(static_cast<size_t>(K), 4, 1.0f);
+      Q8Activations a;
+      QuantizeActivationsQ8(x.data(), K, &a);
+      std::vector<float> y(static_cast<size_t>(N));
+      QGemv(2, x.data(), q, y.data(), 1);
+      double worst = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        double exact = 0, bound = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const uint8_t byte = q.codes[static_cast<size_t>((n * K + k) / 2)];
+          const int c = k % 2 == 0 ? byte >> 4 : byte & 0xF;
+          const double absmax = q.scales[static_cast<size_t>((n * K + k) / 64)];
+          const double werr = std::fabs(t.t[c] / static_cast<double>(t.mult) - q.format->lut[c]) * absmax;
+          const double xerr = a.d[static_cast<size_t>(k / 64)] * 0.5;
+          exact += static_cast<double>(x[k]) * wd[n * K + k];
+          bound += std::fabs(wd[n * K + k]) * xerr + std::fabs(x[k]) * werr + xerr * werr;
+        }
+        ASSERT_NEAR(y[n], exact, bound * 1.001 + 1e-6) << MethodName(m) << " row " << n;
+        worst = std::max(worst, std::fabs(y[n] - exact) / bound);
       }
-      ASSERT_NEAR(y[n], exact, bound * 1.001 + 1e-6) << MethodName(m) << " row " << n;
-      worst = std::max(worst, std::fabs(y[n] - exact) / bound);
+      std::printf("%s: worst |error| / bound %.3f\n", MethodName(m).data(), worst);
     }
-    std::printf("%s: worst |error| / bound %.3f\n", MethodName(m).data(), worst);
-  }
+  });
 }
 
 TEST(Int8Activations, UnsupportedShapesAndFormatsIgnoreTheFlag) {
@@ -259,22 +266,24 @@ TEST(Int8Activations, VnniActivationQuantizerEqualsScalar) {
 // GEMV's operations in its order, so each row of the result equals a one-token call bit
 // for bit (odd N: a single-row tile; M = 11: two 4-token tiles and 3 single tokens).
 TEST(Int8Activations, PromptTilesEqualTokenByToken) {
-  Allocator alloc;
-  for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{13, 320, 64}, {10, 1024, 128}}) {
-    const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 31, 0.02f);
-    QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
-                               {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
-    q.int8_activations = true;
-    const int64_t M = 11;
-    const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 32, 1.0f);
-    std::vector<float> y(static_cast<size_t>(M * N)), one(static_cast<size_t>(N));
-    QGemv(2, x.data(), q, y.data(), M);
-    for (int64_t m = 0; m < M; ++m) {
-      QGemv(1, x.data() + m * K, q, one.data(), 1);
-      for (int64_t n = 0; n < N; ++n)
-        ASSERT_EQ(std::bit_cast<uint32_t>(y[m * N + n]), std::bit_cast<uint32_t>(one[n])) << "K=" << K << " m=" << m << " n=" << n;
+  test::ForEachCap([&] {
+    Allocator alloc;
+    for (auto [N, K, B] : {std::tuple<int64_t, int64_t, int64_t>{13, 320, 64}, {10, 1024, 128}}) {
+      const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 31, 0.02f);
+      QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                                 {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
+      q.int8_activations = true;
+      const int64_t M = 11;
+      const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 32, 1.0f);
+      std::vector<float> y(static_cast<size_t>(M * N)), one(static_cast<size_t>(N));
+      QGemv(2, x.data(), q, y.data(), M);
+      for (int64_t m = 0; m < M; ++m) {
+        QGemv(1, x.data() + m * K, q, one.data(), 1);
+        for (int64_t n = 0; n < N; ++n)
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[m * N + n]), std::bit_cast<uint32_t>(one[n])) << "K=" << K << " m=" << m << " n=" << n;
+      }
     }
-  }
+  });
 }
 
 // Double-quantized absmax rebuilt with gathers inside the kernel: a row whose blocks
@@ -282,18 +291,20 @@ TEST(Int8Activations, PromptTilesEqualTokenByToken) {
 // where a wrong rebuilt absmax shows: the kernel equals the definition (rebuilt by
 // QTensor::BlockScales) on every row.
 TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
-  Allocator alloc;
-  const int64_t N = 301, K = 320;
-  std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 41, 0.02f);
-  for (int64_t i = 0; i < N * K; i += 97) w[static_cast<size_t>(i)] *= 40.0f;  // spread the absmax
-  QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
-                             {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
-  q.int8_activations = true;
-  ASSERT_TRUE(q.nested);
-  for (int64_t M : {int64_t{1}, int64_t{5}}) {
-    const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 42, 1.0f);
-    ExpectMatchesDefinition(q, x, M, "nested");
-  }
+  test::ForEachCap([&] {
+    Allocator alloc;
+    const int64_t N = 301, K = 320;
+    std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 41, 0.02f);
+    for (int64_t i = 0; i < N * K; i += 97) w[static_cast<size_t>(i)] *= 40.0f;  // spread the absmax
+    QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                               {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
+    q.int8_activations = true;
+    ASSERT_TRUE(q.nested);
+    for (int64_t M : {int64_t{1}, int64_t{5}}) {
+      const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 42, 1.0f);
+      ExpectMatchesDefinition(q, x, M, "nested");
+    }
+  });
 }
 
 // Exact arithmetic, so any wrong integer shows bit for bit: per block amax = 127 · mult
@@ -302,72 +313,76 @@ TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
 // so f32 holds them exactly). y must equal Σ T[c] q as an integer, on the GEMV (M = 1)
 // and the prompt tiles (M = 5), and in the Ref.
 TEST(Int8Activations, ExactIntegersBitForBit) {
-  const int64_t N = 12, K = 512;
-  std::mt19937 rng(77);
-  std::vector<uint8_t> codes(static_cast<size_t>(N * K / 2));
-  for (uint8_t& c : codes) c = static_cast<uint8_t>(rng() & 0xFF);
-  const std::vector<float> scales(static_cast<size_t>(N * K / 64), 1.0f);
-  for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt4}) {
-    const QTensor q = HandBuilt(m, N, K, codes, scales);
-    const Int8Table t = MakeInt8Table(q.format->lut);
-    for (int64_t M : {int64_t{1}, int64_t{5}}) {
-      std::vector<int> qi(static_cast<size_t>(M * K));
-      std::vector<float> x(qi.size());
-      for (size_t i = 0; i < qi.size(); ++i) {
-        qi[i] = i % 64 == 0 ? (i % 128 == 0 ? 127 : -127) : static_cast<int>(rng() % 255) - 127;
-        x[i] = static_cast<float>(qi[i]) * t.mult;
-      }
-      std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());
-      QGemv(2, x.data(), q, y.data(), M);
-      QGemvRef(x.data(), q, yr.data(), M);
-      for (int64_t mi = 0; mi < M; ++mi)
-        for (int64_t n = 0; n < N; ++n) {
-          int64_t exact = 0;
-          for (int64_t k = 0; k < K; ++k) {
-            const uint8_t byte = codes[static_cast<size_t>((n * K + k) / 2)];
-            exact += t.t[k % 2 == 0 ? byte >> 4 : byte & 0xF] * qi[static_cast<size_t>(mi * K + k)];
-          }
-          ASSERT_EQ(y[mi * N + n], static_cast<float>(exact)) << MethodName(m) << " M=" << M << " n=" << n;
-          ASSERT_EQ(yr[mi * N + n], static_cast<float>(exact)) << MethodName(m) << " Ref n=" << n;
+  test::ForEachCap([&] {
+    const int64_t N = 12, K = 512;
+    std::mt19937 rng(77);
+    std::vector<uint8_t> codes(static_cast<size_t>(N * K / 2));
+    for (uint8_t& c : codes) c = static_cast<uint8_t>(rng() & 0xFF);
+    const std::vector<float> scales(static_cast<size_t>(N * K / 64), 1.0f);
+    for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt4}) {
+      const QTensor q = HandBuilt(m, N, K, codes, scales);
+      const Int8Table t = MakeInt8Table(q.format->lut);
+      for (int64_t M : {int64_t{1}, int64_t{5}}) {
+        std::vector<int> qi(static_cast<size_t>(M * K));
+        std::vector<float> x(qi.size());
+        for (size_t i = 0; i < qi.size(); ++i) {
+          qi[i] = i % 64 == 0 ? (i % 128 == 0 ? 127 : -127) : static_cast<int>(rng() % 255) - 127;
+          x[i] = static_cast<float>(qi[i]) * t.mult;
         }
+        std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());
+        QGemv(2, x.data(), q, y.data(), M);
+        QGemvRef(x.data(), q, yr.data(), M);
+        for (int64_t mi = 0; mi < M; ++mi)
+          for (int64_t n = 0; n < N; ++n) {
+            int64_t exact = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              const uint8_t byte = codes[static_cast<size_t>((n * K + k) / 2)];
+              exact += t.t[k % 2 == 0 ? byte >> 4 : byte & 0xF] * qi[static_cast<size_t>(mi * K + k)];
+            }
+            ASSERT_EQ(y[mi * N + n], static_cast<float>(exact)) << MethodName(m) << " M=" << M << " n=" << n;
+            ASSERT_EQ(yr[mi * N + n], static_cast<float>(exact)) << MethodName(m) << " Ref n=" << n;
+          }
+      }
     }
-  }
+  });
 }
 
 // Blocks the codes cannot hold: NaN or inf makes every output NaN (as the f32 path
 // does), on the kernel and the Ref; a block whose 127 / amax overflows contributes 0.
 TEST(Int8Activations, NonFiniteAndTinyBlocks) {
-  Allocator alloc;
-  const int64_t N = 6, K = 320;
-  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 51, 0.02f);
-  QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = QuantMethod::kNf4}, 1);
-  q.int8_activations = true;
-  const std::vector<float> x0 = test::NormalVec(static_cast<size_t>(K), 52, 1.0f);
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                    -std::numeric_limits<float>::infinity()}) {
-    std::vector<float> x = x0;
-    x[70] = bad;
-    std::vector<float> y(static_cast<size_t>(N)), yr(y.size());
-    QGemv(1, x.data(), q, y.data(), 1);
-    QGemvRef(x.data(), q, yr.data(), 1);
-    for (int64_t n = 0; n < N; ++n) {
-      EXPECT_TRUE(std::isnan(y[n])) << bad << " n=" << n << " " << y[n];
-      EXPECT_TRUE(std::isnan(yr[n])) << bad << " Ref n=" << n;
+  test::ForEachCap([&] {
+    Allocator alloc;
+    const int64_t N = 6, K = 320;
+    const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 51, 0.02f);
+    QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = QuantMethod::kNf4}, 1);
+    q.int8_activations = true;
+    const std::vector<float> x0 = test::NormalVec(static_cast<size_t>(K), 52, 1.0f);
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()}) {
+      std::vector<float> x = x0;
+      x[70] = bad;
+      std::vector<float> y(static_cast<size_t>(N)), yr(y.size());
+      QGemv(1, x.data(), q, y.data(), 1);
+      QGemvRef(x.data(), q, yr.data(), 1);
+      for (int64_t n = 0; n < N; ++n) {
+        EXPECT_TRUE(std::isnan(y[n])) << bad << " n=" << n << " " << y[n];
+        EXPECT_TRUE(std::isnan(yr[n])) << bad << " Ref n=" << n;
+      }
     }
-  }
-  std::vector<float> tiny = x0, zeroed = x0;
-  for (int k = 128; k < 192; ++k) {
-    tiny[k] = k % 2 ? 1e-38f : 0.0f;  // amax 1e-38 < 127 / FLT_MAX
-    zeroed[k] = 0.0f;
-  }
-  std::vector<float> yt(static_cast<size_t>(N)), yz(yt.size()), yrt(yt.size());
-  QGemv(1, tiny.data(), q, yt.data(), 1);
-  QGemv(1, zeroed.data(), q, yz.data(), 1);
-  QGemvRef(tiny.data(), q, yrt.data(), 1);
-  for (int64_t n = 0; n < N; ++n) {
-    EXPECT_EQ(yt[n], yz[n]) << n;
-    EXPECT_TRUE(std::isfinite(yrt[n])) << n;
-  }
+    std::vector<float> tiny = x0, zeroed = x0;
+    for (int k = 128; k < 192; ++k) {
+      tiny[k] = k % 2 ? 1e-38f : 0.0f;  // amax 1e-38 < 127 / FLT_MAX
+      zeroed[k] = 0.0f;
+    }
+    std::vector<float> yt(static_cast<size_t>(N)), yz(yt.size()), yrt(yt.size());
+    QGemv(1, tiny.data(), q, yt.data(), 1);
+    QGemv(1, zeroed.data(), q, yz.data(), 1);
+    QGemvRef(tiny.data(), q, yrt.data(), 1);
+    for (int64_t n = 0; n < N; ++n) {
+      EXPECT_EQ(yt[n], yz[n]) << n;
+      EXPECT_TRUE(std::isfinite(yrt[n])) << n;
+    }
+  });
 }
 
 // The VNNI kernel on a row range writes exactly those rows (the threads split by rows).
@@ -395,6 +410,68 @@ TEST(Int8Activations, VnniKernelWritesOnlyItsRows) {
       EXPECT_NEAR(y[n], def[n], 1e-5 * mag[n]) << n;
     }
   }
+}
+
+// The AVX2 kernel on a row range writes exactly those rows, for the GEMV (M = 1, 4-row
+// passes and a single-row tail) and the prompt tiles (M = 6: a 4-token tile and 2 single
+// tokens, 2-row tiles and a single-row tail), with blocksizes 64 and 128.
+TEST(Int8Activations, Avx2KernelWritesOnlyItsRows) {
+  if (!CpuHasAvx2Fma()) GTEST_SKIP() << "no AVX2 + FMA on this CPU (or capped below it)";
+  Allocator alloc;
+  const int64_t N = 11, K = 384;
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 8, 0.02f);
+  for (int64_t B : {int64_t{64}, int64_t{128}}) {
+    QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                               {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
+    q.int8_activations = true;
+    const Int8Table t = MakeInt8Table(q.format->lut);
+    for (int64_t M : {int64_t{1}, int64_t{6}}) {
+      const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 2, 1.0f);
+      std::vector<detail::Avx2Activations> va(static_cast<size_t>(M));
+      for (int64_t m = 0; m < M; ++m) {
+        Q8Activations a;
+        QuantizeActivationsQ8(x.data() + m * K, K, &a);
+        detail::LayoutForAvx2(a, K, t.mult, &va[static_cast<size_t>(m)]);
+      }
+      std::vector<float> y(static_cast<size_t>(M * N), -7.0f), buf(static_cast<size_t>(4 * K / 64));
+      detail::Gemv4I8RowsAvx2(&q, t, va.data(), M, y.data(), 2, 9, buf.data());
+      std::vector<double> def, mag;
+      Definition(q, x.data(), M, &def, &mag);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          const size_t i = static_cast<size_t>(m * N + n);
+          if (n < 2 || n >= 9) {
+            EXPECT_EQ(y[i], -7.0f) << "B=" << B << " M=" << M << " n=" << n;
+          } else {
+            EXPECT_NEAR(y[i], def[i], 1e-5 * mag[i]) << "B=" << B << " M=" << M << " n=" << n;
+          }
+        }
+    }
+  }
+}
+
+// The AVX2 layout: per block the even codes, the odd codes, then their magnitudes.
+TEST(Int8Activations, Avx2LayoutHoldsCodesAndMagnitudes) {
+  const int64_t K = 192;
+  std::vector<float> x = test::NormalVec(static_cast<size_t>(K), 5, 1.0f);
+  x[3] = -9.0f;  // a block's absmax is negative: its code is -127
+  Q8Activations a;
+  QuantizeActivationsQ8(x.data(), K, &a);
+  detail::Avx2Activations l;
+  detail::LayoutForAvx2(a, K, 15.0f, &l);
+  ASSERT_EQ(l.xa.size(), 3u * 128);
+  ASSERT_EQ(l.sa.size(), 3u);
+  for (int64_t b = 0; b < 3; ++b) {
+    EXPECT_EQ(l.sa[b], a.d[b] / 15.0f);
+    for (int64_t i = 0; i < 32; ++i) {
+      const int8_t e = a.q[b * 64 + 2 * i], o = a.q[b * 64 + 2 * i + 1];
+      EXPECT_EQ(l.xa[b * 128 + i], e);
+      EXPECT_EQ(l.xa[b * 128 + 32 + i], o);
+      EXPECT_EQ(l.xa[b * 128 + 64 + i], std::abs(e));
+      EXPECT_EQ(l.xa[b * 128 + 96 + i], std::abs(o));
+    }
+  }
+  EXPECT_EQ(a.q[3], -127);
 }
 
 }  // namespace

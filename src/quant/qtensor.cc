@@ -179,7 +179,10 @@ void DequantizeMatrix(const QTensor& q, float* out, int num_threads) {
   if (q.format != nullptr && q.format->code_bits == 4) {
     // Chunks of whole blocks through the Highway body (quant/blockwise4.h).
     const int64_t B = q.blocksize, nb = q.NumBlocks();
-    const int64_t per_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / B);
+    // An even number of blocks per chunk when B is odd (checkpoints may store any B), so
+    // every chunk starts on a whole code byte (e0 even).
+    int64_t per_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / B);
+    if (B % 2 != 0) per_chunk += per_chunk % 2;
     const int64_t nchunks = (nb + per_chunk - 1) / per_chunk;
 #pragma omp parallel num_threads(std::max(1, num_threads))
     {

@@ -97,7 +97,7 @@ TEST(Registry, SimdEqualsRefOnEveryTarget) {
   constexpr int kNumBlocks = 37;
   std::mt19937 rng(1234);
   TargetPin pin;
-  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  const std::vector<int64_t> targets = test::HighwayTargetsToTest();
   ASSERT_FALSE(targets.empty());
   for (const FormatTraits* f : AllFormats()) {
     SCOPED_TRACE(std::string(f->name));

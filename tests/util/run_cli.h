@@ -44,6 +44,17 @@ inline RunResult RunCli(const std::string& args) {
   return r;
 }
 
+// RunCli with environment assignments first, e.g. RunCliEnv("NIBBLE_CPU=scalar", "--version");
+// "-u NAME" removes a variable (env(1) syntax).
+inline RunResult RunCliEnv(const std::string& env, const std::string& args) {
+  TempDir dir;
+  const std::string err_file = dir.File("stderr.txt");
+  RunResult r = detail::RunShell("env " + env + " " + std::string(NIBBLE_CLI_PATH) + " " + args + " 2>" + err_file);
+  std::ifstream f(err_file, std::ios::binary);
+  r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return r;
+}
+
 // stdout and stderr merged into `out`, in the order they were written.
 inline RunResult RunCliMerged(const std::string& args) {
   return detail::RunShell(std::string(NIBBLE_CLI_PATH) + " " + args + " 2>&1");

@@ -23,7 +23,17 @@ struct GenerateArgs {
   std::optional<uint64_t> seed;
   bool no_bos = false;
   bool verbose_prompt = false;
+  bool json = false;
 };
+
+void PrintGenerateSummary(const GenerateReport& r) {
+  fmt::print(stderr,
+             "summary: prompt {} tokens {:.1f} tok/s | generated {} tokens {:.1f} tok/s | stop {} | ctx {} | "
+             "seed {} | peak RSS {} | peak alloc {}\n",
+             r.prompt_tokens, r.prompt_tokens_per_s, r.generated_tokens, r.generation_tokens_per_s,
+             StopReasonName(r.stop_reason), r.ctx_size, r.seed, HumanBytes(r.peak_rss_bytes),
+             HumanBytes(r.peak_alloc_bytes));
+}
 
 int RunGenerate(GenerateArgs& a) {
   GenerateOptions& o = a.o;
@@ -48,17 +58,21 @@ int RunGenerate(GenerateArgs& a) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   };
+  if (a.json) {  // one JSON object on stdout instead of the stream; warnings and summary stay on stderr
+    o.on_piece = nullptr;
+    const GenerateReport r = Generate(o);
+    fmt::print("{}\n", GenerateReportJson(r));
+    std::fflush(stdout);
+    for (const auto& w : r.warnings) fmt::print(stderr, "nibble: warning: {}\n", w);
+    PrintGenerateSummary(r);
+    return 0;
+  }
   const GenerateReport r = Generate(o);
   echo();
   fmt::print("\n");
   std::fflush(stdout);
   for (const auto& w : r.warnings) fmt::print(stderr, "nibble: warning: {}\n", w);
-  fmt::print(stderr,
-             "summary: prompt {} tokens {:.1f} tok/s | generated {} tokens {:.1f} tok/s | stop {} | ctx {} | "
-             "seed {} | peak RSS {} | peak alloc {}\n",
-             r.prompt_tokens, r.prompt_tokens_per_s, r.generated_tokens, r.generation_tokens_per_s,
-             StopReasonName(r.stop_reason), r.ctx_size, r.seed, HumanBytes(r.peak_rss_bytes),
-             HumanBytes(r.peak_alloc_bytes));
+  PrintGenerateSummary(r);
   return 0;
 }
 
@@ -82,11 +96,14 @@ std::function<int()> AddGenerate(CLI::App& app) {
                   "declared is allowed with a warning)");
   cmd->add_option("--stop", o.stop_strings, "Stop before this string (repeatable)");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add BOS before the prompt");
+  cmd->add_flag("--json", args->json,
+                "Print one JSON object (prompt_ids, ids, text, stop_reason, timings) instead of streaming text");
   cmd->footer(
       "Examples:\n"
       "  nibble generate -m assets/stories260K/stories260K.bin -p \"Once upon a time\" -n 64\n"
       "  nibble generate -m assets/stories260K/stories260K.gguf -c 512 --temp 0 -n 256\n"
       "  nibble generate -m model.bin -t tok512.bin -f prompt.txt --seed 42 --top-k 20\n"
+      "  nibble generate -m assets/stories260K/stories260K.bin -p \"Once upon a time\" --temp 0 -n 16 --json\n"
       "The text goes to stdout; warnings and the summary line (tokens/s, memory) to stderr.\n");
   return [args] { return RunGenerate(*args); };
 }

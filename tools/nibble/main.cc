@@ -6,13 +6,25 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <string>
 
 #include "commands.h"
 #include "nibble/nibble.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"nibble: make large language models small and cheap to run and fine-tune, on a CPU"};
-  app.set_version_flag("--version", nibble::Version());
+  // --cpu caps the kernels (as NIBBLE_CPU does) before anything runs: applied while
+  // parsing, ahead of --version (which reports the cap) and of the subcommand.
+  std::string cpu_cap;
+  app.add_option("--cpu", cpu_cap,
+                 "Cap the CPU code paths: native (default), avx512, avx2 or scalar; overrides NIBBLE_CPU. "
+                 "`nibble --cpu avx2 --version` shows what each kernel runs")
+      ->check(CLI::IsMember({"native", "avx512", "avx2", "scalar"}))
+      ->trigger_on_parse()
+      ->each([](const std::string& v) { nibble::SetCpuDispatchCap(v); });
+  app.set_version_flag("--version", [] { return nibble::CpuDispatchReport(); },
+                       "Print the version, the CPU features found, the cap in force and each kernel's path");
+  app.fallthrough();
   app.require_subcommand(1);
   app.footer(
       "Examples:\n"
@@ -25,6 +37,7 @@ int main(int argc, char** argv) {
       "  nibble tokenize -m assets/stories260K/stories260K.gguf -p \"Hello world\"\n"
       "  nibble perplexity -m assets/stories260K/stories260K.bin \\\n"
       "      -f assets/tinystories-excerpt/tinystories_val_excerpt.txt\n"
+      "  NIBBLE_CPU=avx2 nibble --version      # what an AVX2-only CPU would run\n"
       "Run 'nibble COMMAND --help' for a command's flags and examples.\n");
   const auto inspect = nibble::cli::AddInspect(app);
   const auto convert = nibble::cli::AddConvert(app);

@@ -1,7 +1,7 @@
 // LLM.int8() fast path: activations quantized by the reference code (M x K, cheap),
-// then exact int8 dot products per output row (vpdpbusd where the CPU has VNNI, else
-// pmaddwd through Highway), rescaled in the order of spec §5.4, plus the outlier
-// columns against the dequantized weights.
+// then exact int8 dot products per output row (vpdpbusd where the CPU has VNNI,
+// vpmaddubsw on AVX2, else pmaddwd through Highway at the capped target), rescaled in
+// the order of spec §5.4, plus the outlier columns against the dequantized weights.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/llm_int8/llm_int8.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -26,7 +26,6 @@ HWY_AFTER_NAMESPACE();
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -36,12 +35,6 @@ namespace nibble::quant::llm_int8 {
 HWY_EXPORT(DotRowsImpl);
 
 namespace {
-
-// NIBBLE_DISABLE_VNNI=1 forces the Highway path (benchmarks, tests of both paths).
-bool UseVnni() {
-  const char* off = std::getenv("NIBBLE_DISABLE_VNNI");
-  return CpuHasAvx512Vnni() && (off == nullptr || off[0] != '1');
-}
 
 // §5.4-§5.5 on int32 products: y[n] = f32(f32(f32(acc * sca) * scb[n]) * K8) + outliers.
 void Finish(const float* x, const int32_t* acc, float sca, const int32_t* outliers, int64_t num_outliers,
@@ -58,21 +51,29 @@ void Finish(const float* x, const int32_t* acc, float sca, const int32_t* outlie
 
 }  // namespace
 
+Int8DotPath ChooseInt8DotPath() noexcept {
+  if (CpuHasAvx512Vnni()) return Int8DotPath::kAvx512Vnni;
+  if (CpuHasAvx2Fma()) return Int8DotPath::kAvx2;
+  return Int8DotPath::kHighway;
+}
+
 void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K,
             float threshold, float* y) {
   const ActivationQuant q = QuantizeActivationsRef(x, M, K, threshold);
   const auto num_outliers = static_cast<int64_t>(q.outlier_cols.size());
-  const bool vnni = UseVnni();
-  // vpdpbusd takes |a| unsigned; the signs move onto the weights (per token: [K] bytes
-  // and a [ceil(K/64)] sign mask).
+  const Int8DotPath path = ChooseInt8DotPath();
+  const bool vnni = path == Int8DotPath::kAvx512Vnni, avx2 = path == Int8DotPath::kAvx2;
+  NoteDispatch(vnni ? "llm-int8 avx512vnni" : avx2 ? "llm-int8 avx2" : "llm-int8 highway");
+  // vpdpbusd and vpmaddubsw take |a| unsigned; the signs move onto the weights (per
+  // token: [K] bytes, and for vpdpbusd a [ceil(K/64)] sign mask).
   const int64_t words = (K + 63) / 64;
-  std::vector<uint8_t> abs_a(vnni ? static_cast<size_t>(M * K) : 0);
+  std::vector<uint8_t> abs_a(vnni || avx2 ? static_cast<size_t>(M * K) : 0);
   std::vector<uint64_t> neg(vnni ? static_cast<size_t>(M * words) : 0);
-  if (vnni) {
+  if (vnni || avx2) {
     for (int64_t i = 0; i < M * K; ++i) {
       const int8_t a = q.ca[static_cast<size_t>(i)];
       abs_a[static_cast<size_t>(i)] = static_cast<uint8_t>(a < 0 ? -a : a);
-      if (a < 0) neg[static_cast<size_t>(i / K * words + i % K / 64)] |= uint64_t{1} << (i % K % 64);
+      if (vnni && a < 0) neg[static_cast<size_t>(i / K * words + i % K / 64)] |= uint64_t{1} << (i % K % 64);
     }
   }
   // Blocked over output rows: a tile of rows (<= 512 KiB of codes, L2-resident) serves
@@ -89,8 +90,10 @@ void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const 
       for (int64_t m = 0; m < M; ++m) {
         if (vnni) {
           detail::Int8DotRowsVnni(abs_a.data() + m * K, neg.data() + m * words, cb, K, acc.data(), r0, r1);
+        } else if (avx2) {
+          detail::Int8DotRowsAvx2(q.ca.data() + m * K, abs_a.data() + m * K, cb, K, acc.data(), r0, r1);
         } else {
-          HWY_DYNAMIC_DISPATCH(DotRowsImpl)(q.ca.data() + m * K, cb, K, acc.data(), r0, r1);
+          NB_DYNAMIC_DISPATCH(DotRowsImpl)(q.ca.data() + m * K, cb, K, acc.data(), r0, r1);
         }
         Finish(x + m * K, acc.data(), q.sca[m], q.outlier_cols.data(), num_outliers, cb, scb, K, y + m * N, r0, r1);
       }

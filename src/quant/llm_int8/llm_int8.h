@@ -37,7 +37,7 @@ void Int8MatMulRef(const int8_t* ca, const int8_t* cb, int64_t M, int64_t N, int
 // y: [M, N] = Y8 + x[:, O] · Wd[:, O]ᵀ. x: [M, K] f32; cb: [N, K]; scb: [N].
 void MatMulRef(const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K, float threshold,
                float* y);
-// Same result, fast path: vpdpbusd (or Highway) int8 dot products, parallel over output
+// Same result, fast path: vpdpbusd, vpmaddubsw or Highway int8 dot products, parallel over output
 // rows, blocked so that each L2-sized tile of rows serves every token of a prompt.
 void MatMul(int num_threads, const float* x, int64_t M, const int8_t* cb, const float* scb, int64_t N, int64_t K,
             float threshold, float* y);
@@ -48,6 +48,15 @@ namespace detail {
 // Precondition: CpuHasAvx512Vnni(); cb codes in -127..127.
 void Int8DotRowsVnni(const uint8_t* abs_a, const uint64_t* neg, const int8_t* cb, int64_t K, int32_t* acc, int64_t n0,
                      int64_t n1) noexcept;
+// The same through vpmaddubsw (llm_int8_avx2.cc), with a: [K] the codes and abs_a: [K]
+// |a|. Precondition: CpuHasAvx2Fma(); cb codes in -127..127.
+void Int8DotRowsAvx2(const int8_t* a, const uint8_t* abs_a, const int8_t* cb, int64_t K, int32_t* acc, int64_t n0,
+                     int64_t n1) noexcept;
 }  // namespace detail
+
+// The int8 dot product MatMul runs under the CPU cap in force (core/cpu_features.h):
+// vpdpbusd, vpmaddubsw, or Highway's widening multiply (pmaddwd) at its current target.
+enum class Int8DotPath { kAvx512Vnni, kAvx2, kHighway };
+Int8DotPath ChooseInt8DotPath() noexcept;
 
 }  // namespace nibble::quant::llm_int8
