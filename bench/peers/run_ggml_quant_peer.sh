@@ -4,6 +4,7 @@
 # ggml_quantize_chunk throughput, and a same-run read-bandwidth probe (bench/peers/ggml_quant_bench.c).
 # llama.cpp comes from the llama-cpp-python sdist (vendor/llama.cpp), fetched with pip; everything
 # lands in build/peers/ (ignored by git) and is reused on the next run.
+# PEER_CPU=avx2 (bench/peers/llamacpp_isa.sh): ggml built for AVX2 only, into its own folder.
 # Env: LLAMA_CPP_PYTHON_VERSION (default 0.3.36; the newest sdist if that one is not on PyPI),
 #      REPS (GEMV calls per case, default 100), COPIES (weight copies, default 6),
 #      QUIET_WAIT_S (wait up to this long for the other cores to go idle first, default 300).
@@ -22,9 +23,10 @@ if [[ -x "$root/build/venv/bin/python" ]]; then py="$root/build/venv/bin/python"
 source "$root/bench/peers/llamacpp_source.sh"
 
 # 2. ggml, static, through llama.cpp's top-level CMake (the ggml/ folder alone lacks ggml.pc.in).
-build="$peers/ggml-build"
+source "$root/bench/peers/llamacpp_isa.sh"
+build="$peers/ggml-build$isa_suffix"
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
-  nice -n 10 cmake -S "$llama" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
+  nice -n 10 cmake -S "$llama" -B "$build" -DCMAKE_BUILD_TYPE=Release "${ggml_isa_flags[@]}" -DBUILD_SHARED_LIBS=OFF \
     -DGGML_CCACHE=ON -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF >&2
 fi
@@ -33,10 +35,10 @@ libs=("$build/ggml/src/libggml.a" "$build/ggml/src/libggml-cpu.a" "$build/ggml/s
 
 # 3. The benchmark program.
 bench_src="$root/bench/peers/ggml_quant_bench.c"
-bench="$peers/ggml_quant_bench"
+bench="$peers/ggml_quant_bench$isa_suffix"
 if [[ ! -x "$bench" || "$bench_src" -nt "$bench" || "${libs[0]}" -nt "$bench" || "${libs[1]}" -nt "$bench" ||
       "${libs[2]}" -nt "$bench" ]]; then
-  nice -n 10 gcc -O3 -march=native -fopenmp -std=gnu11 -Wall -Wextra -I"$llama/ggml/include" "$bench_src" \
+  nice -n 10 gcc -O3 $cc_march -fopenmp -std=gnu11 -Wall -Wextra -I"$llama/ggml/include" "$bench_src" \
     -o "$bench" "${libs[@]}" -lstdc++ -lm -lpthread
 fi
 
@@ -52,9 +54,9 @@ while :; do
   echo "waiting for idle cores ($((b1 - b0)) jiffies / 5 s busy)" >&2
 done
 
-out="$peers/ggml_quant_bench.json"
+out="$peers/ggml_quant_bench$isa_suffix.json"
 "$bench" --reps "${REPS:-100}" --copies "${COPIES:-6}" --llama-cpp-commit "$commit" \
-  --source "llama-cpp-python==$version sdist (vendor/llama.cpp), GGML_NATIVE=ON Release static, gcc $(gcc -dumpfullversion)" \
-  >"$out.tmp" 2>"$peers/ggml_quant_bench.log"
+  --source "llama-cpp-python==$version sdist (vendor/llama.cpp), ${ggml_isa_flags[*]} Release static, gcc $(gcc -dumpfullversion)" \
+  >"$out.tmp" 2>"$peers/ggml_quant_bench$isa_suffix.log"
 mv "$out.tmp" "$out"
 cat "$out"

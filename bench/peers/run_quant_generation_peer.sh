@@ -11,6 +11,10 @@
 # llama.cpp: the llama-cpp-python sdist's vendor/llama.cpp (as run_ggml_quant_peer.sh fetches it),
 # built with its tools (llama-bench, llama-quantize) into build/peers/llama-build, Release,
 # GGML_NATIVE=ON. Every step is skipped when its output exists.
+# PEER_CPU=avx2 (bench/peers/llamacpp_isa.sh): llama.cpp built for AVX2 only, nibble run with
+# NIBBLE_CPU=avx2, so an AVX-512 machine measures the AVX2 rows.
+# LLAMA_TYPES may include F32 and BF16 (the `nibble convert` GGUFs, run by both engines), and
+# NF4_VARIANTS "f32" and "bf16" (nibble on those same GGUFs).
 # Env: NIBBLE_SMOLLM2_GGUF (model), NIBBLE_BUILD_DIR (release build, default build/release),
 #      NIBBLE_PEER_WORK (scratch folder, default /tmp/smol), LLAMA_CPP_PYTHON_VERSION (0.3.36),
 #      ROUNDS (default 2), REPS (default 3), QUIET_WAIT_S (default 2400), NICE (build niceness, 19),
@@ -45,28 +49,41 @@ fi
 nibble="$build/tools/nibble/nibble"
 bench="$build/bench/nibble_bench"
 
-# 2. llama.cpp source (sdist) and its tools.
+# 2. llama.cpp source (sdist) and its tools, for the CPU level of PEER_CPU.
 source "$root/bench/peers/llamacpp_source.sh"
-lbuild="$peers/llama-build"
+source "$root/bench/peers/llamacpp_isa.sh"
+lbuild="$peers/llama-build$isa_suffix"
 if [[ ! -x "$lbuild/bin/llama-bench" || ! -x "$lbuild/bin/llama-quantize" ]]; then
   [[ -f "$lbuild/CMakeCache.txt" ]] ||
-    nice -n "$nice_n" cmake -S "$llama" -B "$lbuild" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    nice -n "$nice_n" cmake -S "$llama" -B "$lbuild" -DCMAKE_BUILD_TYPE=Release "${ggml_isa_flags[@]}" \
       -DBUILD_SHARED_LIBS=OFF -DGGML_CCACHE=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON \
       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
       -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF >&2
-  nice -n "$nice_n" cmake --build "$lbuild" -j2 --target llama-bench llama-quantize >&2
+  nice -n "$nice_n" cmake --build "$lbuild" -j2 --target llama-bench llama-quantize llama >&2
 fi
 lbench="$lbuild/bin/llama-bench"
+sysinfo="$lbuild/llama_system_info"
+if [[ ! -x "$sysinfo" ]]; then
+  libs=("$lbuild/src/libllama.a" "$lbuild/ggml/src/libggml.a" "$lbuild/ggml/src/libggml-cpu.a" "$lbuild/ggml/src/libggml-base.a")
+  g++ -O2 -x c "$root/bench/peers/llama_system_info.c" -x none -I"$llama/include" -I"$llama/ggml/include" \
+    -o "$sysinfo" "${libs[@]}" -fopenmp -lpthread -lm >&2
+fi
+system_info="$("$sysinfo" 2>/dev/null | tail -1)"
 
-# 3. The model files.
+# 3. The model files (f32 and bf16 by nibble convert, norms kept f32 in bf16 as llama.cpp's
+#    own converter writes them; the 4-bit GGUFs by llama-quantize from the f32 file).
 f32="$work/smollm2-f32.gguf"
 [[ -f "$f32" ]] || nice -n "$nice_n" "$nibble" convert --dtype f32 "$model" "$f32" >&2
+[[ -f "$work/smollm2-bf16.gguf" ]] ||
+  nice -n "$nice_n" "$nibble" convert --dtype bf16 --keep-norms-f32 "$model" "$work/smollm2-bf16.gguf" >&2
 for t in $ltypes; do
   out="$work/smollm2-${t,,}.gguf"
   [[ -f "$out" ]] || nice -n "$nice_n" "$lbuild/bin/llama-quantize" "$f32" "$out" "$t" >"$work/quantize-${t,,}.log" 2>&1
 done
+# Where nibble reads variant v from: the GGUFs for f32/bf16, else an NF4 checkpoint folder.
+vpath() { case "$1" in f32 | bf16) echo "$work/smollm2-$1.gguf" ;; *) echo "$work/smollm2-$(ckpt "$1")" ;; esac; }
 for v in $variants; do
-  [[ "$(ckpt "$v")" != "$v" ]] && continue  # a run option on another variant's checkpoint
+  [[ "$(ckpt "$v")" != "$v" || "$v" == f32 || "$v" == bf16 ]] && continue  # a run option on another checkpoint, or a GGUF
   case "$v" in
     nf4) args=() ;;
     nf4-bf16) args=(--compute-dtype bfloat16) ;;
@@ -116,7 +133,7 @@ for r in $(seq 1 "$rounds"); do
   for v in $variants; do
     i8=0; [[ "$v" == *-i8* ]] && i8=1
     cls=0; [[ "$v" == *-cls ]] && cls=1
-    measured "nibble-$v/$r" env NIBBLE_BENCH_MODEL="$work/smollm2-$(ckpt "$v")" NIBBLE_BENCH_INT8_ACTIVATIONS=$i8 \
+    measured "nibble-$v/$r" env "$nibble_cpu_env" NIBBLE_BENCH_MODEL="$(vpath "$v")" NIBBLE_BENCH_INT8_ACTIVATIONS=$i8 \
       NIBBLE_BENCH_INT8_CLASSIFIER=$cls OMP_PROC_BIND=false sh -c \
       '"$1" --benchmark_filter="BM_ReadBandwidth|BM_Generation" --benchmark_repetitions="$2" \
        --benchmark_format=json >"$3" 2>"$4"' _ "$bench" "$reps" "$work/nibble-$v-$r.json" "$work/nibble-$v-$r.log"
@@ -125,10 +142,10 @@ for r in $(seq 1 "$rounds"); do
 done
 loads+=("other processes' cores per step: ${foreign[*]}")
 
-"$py" - "$work" "$rounds" "$reps" "$commit" "$ltypes" "$variants" "${loads[@]}" <<'EOF'
+"$py" - "$work" "$rounds" "$reps" "$commit" "$ltypes" "$variants" "$peer_cpu" "$system_info" "${loads[@]}" <<'EOF'
 import json, statistics, sys
 work, rounds, reps, commit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-ltypes, variants, loads = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7:]
+ltypes, variants, peer_cpu, system_info, loads = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7], sys.argv[8], sys.argv[9:]
 samples, mb, probe = {}, {}, {}   # (name, test, threads) -> [tok/s]; name -> weight MB/token
 def add(key, v): samples.setdefault(key, []).append(v)
 for r in range(1, rounds + 1):
@@ -147,22 +164,30 @@ for r in range(1, rounds + 1):
             elif fn == "BM_GenerationPp512": add((name, "pp512", thr), b["tok_s"])
             elif fn == "BM_GenerationTg128":
                 add((name, "tg128", thr), b["tok_s"]); mb[name] = b["weight_MB_per_tok"]
-ref = f"llama.cpp {ltypes[0]}"
+q4 = [t for t in ltypes if t not in ("F32", "BF16")]
+def ref_for(n):  # nibble f32 / bf16 against llama.cpp on the same file, 4-bit against the first 4-bit type
+    for t in ("f32", "bf16"):
+        if n == f"nibble {t}" and t.upper() in ltypes: return f"llama.cpp {t.upper()}"
+    return f"llama.cpp {q4[0] if q4 else ltypes[0]}"
+ref = ref_for("nibble nf4")
 names = [f"llama.cpp {t}" for t in ltypes] + [f"nibble {v}" for v in variants]
-print(f"llama.cpp {commit} (llama-bench, Release, GGML_NATIVE=ON); tok/s best (median) of {rounds * reps} samples")
+build = "GGML_NATIVE=ON" if peer_cpu == "native" else "AVX2 only (GGML_NATIVE=OFF, AVX512*/AVX_VNNI/AMX off); nibble NIBBLE_CPU=avx2"
+print(f"llama.cpp {commit} (llama-bench, Release, {build}); tok/s best (median) of {rounds * reps} samples")
+print(f"llama.cpp system_info: {system_info}")
 print("load " + "; ".join(loads))
 if probe: print("read-bandwidth probe: " + ", ".join(f"{t} thr {g:.1f} GB/s" for t, g in sorted(probe.items())))
-print(f"| engine / format | MB/tok | thr | pp512 tok/s | tg128 tok/s | pp vs {ref} | tg vs {ref} |")
-print("|---|---|---|---|---|---|---|")
+print(f"| engine / format | MB/tok | thr | pp512 tok/s | tg128 tok/s | pp vs peer | tg vs peer | peer |")
+print("|---|---|---|---|---|---|---|---|")
 for n in names:
     for thr in (1, 2):
         pp, tg = samples.get((n, "pp512", thr), []), samples.get((n, "tg128", thr), [])
         best = lambda s: max(s) if s else float("nan")
         med = lambda s: statistics.median(s) if s else float("nan")
-        rpp = best(pp) / best(samples.get((ref, "pp512", thr), [float("nan")]))
-        rtg = best(tg) / best(samples.get((ref, "tg128", thr), [float("nan")]))
+        r = ref_for(n) if n.startswith("nibble") else (n if n in (f"llama.cpp {t}" for t in ("F32", "BF16")) else ref)
+        rpp = best(pp) / best(samples.get((r, "pp512", thr), [float("nan")]))
+        rtg = best(tg) / best(samples.get((r, "tg128", thr), [float("nan")]))
         print(f"| {n} | {mb.get(n, float('nan')):.1f} | {thr} | {best(pp):.1f} ({med(pp):.1f}) | "
-              f"{best(tg):.1f} ({med(tg):.1f}) | {rpp:.2f} | {rtg:.2f} |")
+              f"{best(tg):.1f} ({med(tg):.1f}) | {rpp:.2f} | {rtg:.2f} | {r} |")
 print("ratio = best / best; MB/tok = weight bytes one generated token reads "
       "(nibble: its counter; llama.cpp: the file's tensor bytes)")
 EOF

@@ -73,7 +73,8 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
 
 // Warnings for the int8 load options: --int8-activations with no layer that can use it
 // (no 4-bit quantized layers, or none whose rows are whole blocks of a multiple of 64) or
-// on a CPU without AVX512-VNNI (the scalar reference runs); --int8-classifier on a
+// under the scalar CPU cap (no AVX2 or VNNI kernel may run: the scalar reference runs);
+// --int8-classifier on a
 // checkpoint whose lm_head is already quantized (kept as stored).
 std::vector<std::string> Int8OptionWarnings(const LoadedModel& m, const LoadOptions& options);
 

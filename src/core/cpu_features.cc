@@ -66,10 +66,12 @@ CpuFeatures Probe() {
 }
 
 std::atomic<int> g_cap{static_cast<int>(CpuLevel::kNative)};
+std::atomic<const char*> g_source{"default"};
+std::once_flag g_env_once;
 // The dispatch log: its file (null when off), the paths noted, and the Highway target
 // name NoteHighwayDispatch records (one of hwy::TargetName's static strings).
 std::atomic<const char*> g_log_path{nullptr};
-std::atomic<const char*> g_hwy_target{nullptr};
+std::atomic<const char*> g_hwy_target{"?"};
 // Highway's targets for this CPU, read once before any cap (see CappedHighwayTargets),
 // the targets the cap disables, and the target a test pinned (0: none).
 std::atomic<int64_t> g_cpu_targets{0};
@@ -94,8 +96,6 @@ void WriteDispatchLog() {
   (void)n;
   ::close(fd);
 }
-std::atomic<const char*> g_source{"default"};
-std::once_flag g_env_once;
 
 // CappedHighwayTargets without EnsureCpuCap (ReadEnvironment runs inside its call_once).
 int64_t CappedTargetsNow() noexcept {

@@ -78,6 +78,7 @@ void CheckBf16(size_t M, size_t N, size_t K, int threads) {
 // Shapes: odd sizes that fit no vector or block (3×17×33), the threshold row counts, and a
 // prompt-sized product with SmolLM2's K = 576 and an N that leaves partial blocks.
 TEST(GemmOnednnTest, F32MatchesRef) {
+  if (OnednnDisabled()) GTEST_SKIP() << "oneDNN is off here (scalar CPU cap or NIBBLE_DISABLE_ONEDNN)";
   for (int threads : {1, 2}) {
     CheckF32(3, 17, 33, threads);
     CheckF32(kOnednnMinRowsF32, 37, 100, threads);
@@ -86,6 +87,7 @@ TEST(GemmOnednnTest, F32MatchesRef) {
 }
 
 TEST(GemmOnednnTest, Bf16MatchesRef) {
+  if (OnednnDisabled()) GTEST_SKIP() << "oneDNN is off here (scalar CPU cap or NIBBLE_DISABLE_ONEDNN)";
   for (int threads : {1, 2}) {
     CheckBf16(3, 17, 33, threads);
     CheckBf16(kOnednnMinRowsBf16, 37, 100, threads);
@@ -96,6 +98,7 @@ TEST(GemmOnednnTest, Bf16MatchesRef) {
 // Activations bf16 cannot hold are rounded (RNE) before the product: with K = 1 and w = 1
 // the result is exactly bf16(x). Cases as in matmul_bf16_test.cc (ties to even both ways).
 TEST(GemmOnednnTest, Bf16RoundsActivations) {
+  if (OnednnDisabled()) GTEST_SKIP() << "oneDNN is off here (scalar CPU cap or NIBBLE_DISABLE_ONEDNN)";
   const std::vector<float> x = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(2.0f + 0x1p-8f), 3.0f};
   const std::vector<float> expect = {1.0f, 1.0f + 0x1p-6f, -2.0f, 3.0f};
   const std::vector<uint16_t> w = {F32ToBF16(1.0f)};
@@ -109,6 +112,7 @@ TEST(GemmOnednnTest, Bf16RoundsActivations) {
 
 // A zero dimension is reported as failure (the dispatcher then runs Highway), not thrown.
 TEST(GemmOnednnTest, ZeroDimensionReportsFailure) {
+  if (OnednnDisabled()) GTEST_SKIP() << "oneDNN is off here (scalar CPU cap or NIBBLE_DISABLE_ONEDNN)";
   float v = 0.0f;
   EXPECT_FALSE(GemmOnednnF32(1, &v, &v, &v, 0, 1, 1));
   EXPECT_FALSE(GemmOnednnF32(1, &v, &v, &v, 1, 1, 0));
@@ -117,6 +121,7 @@ TEST(GemmOnednnTest, ZeroDimensionReportsFailure) {
 // The same shape at 1 and 2 threads uses two cached primitives and gives the same result
 // within the bound (checked above); calling again reuses the cache and must not change it.
 TEST(GemmOnednnTest, CachedPrimitiveGivesSameResult) {
+  if (OnednnDisabled()) GTEST_SKIP() << "oneDNN is off here (scalar CPU cap or NIBBLE_DISABLE_ONEDNN)";
   const size_t M = 8, N = 64, K = 96;
   const std::vector<float> x = RandomVec(M * K, 5), w = RandomVec(N * K, 6);
   std::vector<float> a(M * N), b(M * N);
