@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "probes.h"
 #include "core/allocator.h"
 #include "hwy/aligned_allocator.h"
 #include "quant/qgemv.h"
@@ -105,6 +106,33 @@ void BM_GemvInt8Absmax(benchmark::State& s) {
 }
 void BM_GemvLlmInt8(benchmark::State& s) { RunGemv(s, {.method = quant::QuantMethod::kLlmInt8, .threshold = 6.0f}); }
 
+// The int8-activation kernel on a prompt: M = 512 tokens x SmolLM2-135M's gate_proj
+// (N = 1536, K = 576, NF4) and down_proj (N = 576, K = 1536): compute-bound. Reports
+// GMAC/s and frac_peak, the multiply-adds per second over the f32 FMA peak probed in
+// this run (one f32 FMA lane = one MAC: the limit an f32 GEMM of the same shape has).
+void RunPromptInt8(benchmark::State& state, int64_t N, int64_t K) {
+  const int threads = static_cast<int>(state.range(0));
+  constexpr int64_t M = 512;
+  Allocator alloc;
+  std::vector<float> w(static_cast<size_t>(N * K)), x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 0.02f);
+  for (float& v : w) v = d(rng);
+  for (float& v : x) v = d(rng) * 50.0f;
+  quant::QTensor q = quant::QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
+                                           {.method = quant::QuantMethod::kNf4, .blocksize = 64}, 2);
+  q.int8_activations = true;
+  for (auto _ : state) {
+    quant::QGemv(threads, x.data(), q, y.data(), M);
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(M * N * K) * static_cast<double>(state.iterations());
+  state.counters["GMAC_s"] = benchmark::Counter(macs / 1e9, benchmark::Counter::kIsRate);
+  state.counters["frac_peak"] = benchmark::Counter(2.0 * macs / ProbeFmaPeak(threads), benchmark::Counter::kIsRate);
+}
+void BM_PromptNf4Int8ActGate(benchmark::State& s) { RunPromptInt8(s, 1536, 576); }
+void BM_PromptNf4Int8ActDown(benchmark::State& s) { RunPromptInt8(s, 576, 1536); }
+
 // Quantize / dequantize throughput on the same 58.7 M weights (235 MB of f32: DRAM).
 void BM_QuantizeNf4(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
@@ -144,6 +172,8 @@ BENCHMARK(BM_GemvNf4Int8ActWarm)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregat
 BENCHMARK(BM_GemvFp4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvInt8Absmax)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemvLlmInt8)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_PromptNf4Int8ActGate)->Arg(1)->Arg(2)->Repetitions(3)->ReportAggregatesOnly(true)->UseRealTime();
+BENCHMARK(BM_PromptNf4Int8ActDown)->Arg(1)->Arg(2)->Repetitions(3)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_QuantizeNf4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_DequantizeNf4)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime();
 

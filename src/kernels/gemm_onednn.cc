@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -86,12 +87,20 @@ class OnednnContext {
       : isa_cap_(ApplyIsaCap()),
         engine_(dnnl::engine::kind::cpu, 0),
         note_f32_(std::string("oneDNN f32 matmul, ISA cap ") + isa_cap_),
-        note_bf16_(std::string("oneDNN bf16 matmul, ISA cap ") + isa_cap_) {}
+        note_bf16_(std::string("oneDNN bf16 matmul, ISA cap ") + isa_cap_),
+        note_widened_(std::string("oneDNN bf16 matmul widened to f32, ISA cap ") + isa_cap_) {}
 
   const dnnl::engine& engine() const { return engine_; }
   const char* isa_cap() const { return isa_cap_; }
   const char* isa_note_f32() const { return note_f32_.c_str(); }  // for the dispatch log
   const char* isa_note_bf16() const { return note_bf16_.c_str(); }
+  const char* isa_note_widened() const { return note_widened_.c_str(); }
+  // Whether a bf16 primitive failed to build under the ISA cap (oneDNN 2.6 has bf16
+  // matmuls from avx512_core only); bf16 products then run widened to f32.
+  bool bf16_unavailable() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bf16_unavailable_;
+  }
 
   // The cached primitive for `key`, created under the caller's thread scope if missing.
   // Creation runs under the lock: two threads asking for the same new shape build it once.
@@ -121,7 +130,7 @@ class OnednnContext {
  private:
   const char* isa_cap_;
   dnnl::engine engine_;
-  std::string note_f32_, note_bf16_;
+  std::string note_f32_, note_bf16_, note_widened_;
   std::mutex mu_;
   std::map<Key, dnnl::matmul> cache_;
   bool bf16_unavailable_ = false;
@@ -185,7 +194,7 @@ bool OnednnDisabled() noexcept {
 OnednnUse OnednnPath(bool bf16) {
   if (OnednnDisabled()) return {false, ReadDisabledEnv() ? "NIBBLE_DISABLE_ONEDNN is set" : "oneDNN is off at the scalar cap"};
   try {
-    const OnednnContext& ctx = Context();
+    OnednnContext& ctx = Context();
     // A 16 x 16 x 16 product tells whether this dtype has a primitive under the cap.
     std::vector<float> x(256, 0.0f), y(256);
     std::vector<uint16_t> wb(256, 0);
@@ -194,6 +203,7 @@ OnednnUse OnednnPath(bool bf16) {
     const dnnl_version_t* v = dnnl_version();
     const std::string eff = fmt::format("oneDNN {}.{}.{} (ISA cap {}, runs {})", v->major, v->minor, v->patch,
                                         ctx.isa_cap(), IsaName(dnnl::get_effective_cpu_isa()));
+    if (ok && bf16 && Context().bf16_unavailable()) return {true, eff + ", bf16 widened to f32 (no bf16 matmul here)"};
     if (ok) return {true, eff};
     return {false, fmt::format("{} has no {} matmul here", eff, bf16 ? "bf16" : "f32")};
   } catch (...) {
@@ -220,10 +230,36 @@ bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y
     // Activations rounded once (RNE, subnormals kept), as MatMulBf16 does.
     std::vector<uint16_t> xb(M * K);
     ConvertFromF32Parallel(num_threads, DType::kBF16, x, xb.data(), M * K);
-    Run(num_threads, xb.data(), w, y, M, N, K, WeightType::kBf16);
-    NoteDispatch(Context().isa_note_bf16());
+    OnednnContext& ctx = Context();
+    if (!ctx.bf16_unavailable()) {
+      try {
+        Run(num_threads, xb.data(), w, y, M, N, K, WeightType::kBf16);
+        NoteDispatch(ctx.isa_note_bf16());
+        return true;
+      } catch (const dnnl::error&) {
+        if (!ctx.bf16_unavailable()) throw;  // not the missing-ISA case
+      }
+    }
+    // No bf16 matmul under this ISA (oneDNN 2.6 needs avx512_core): the same product in
+    // f32. bf16(x)·w is exact in f32 (8 + 8 significant bits), so an f32 GEMM over the
+    // widened operands computes what the bf16 primitive computes: exact products, f32
+    // sums. The weights are widened a block of rows at a time (L2-sized scratch), the
+    // block's product written to a scratch and copied into y's columns.
+    if (M < kOnednnMinRowsF32) return false;  // below the f32 crossover the Highway tiles win
+    std::vector<float> xr(M * K);
+    ConvertToF32Parallel(num_threads, DType::kBF16, xb.data(), xr.data(), M * K);
+    size_t nb = (size_t{2} << 20) / (4 * K);  // weight rows per block: 2 MiB of f32
+    nb = std::min(N, std::max<size_t>(16, nb / 16 * 16));
+    std::vector<float> wf(nb * K), yb(M * nb);
+    for (size_t n0 = 0; n0 < N; n0 += nb) {
+      const size_t n = std::min(nb, N - n0);
+      ConvertToF32Parallel(num_threads, DType::kBF16, w + n0 * K, wf.data(), n * K);
+      Run(num_threads, xr.data(), wf.data(), yb.data(), M, n, K, WeightType::kF32);
+      for (size_t m = 0; m < M; ++m) std::copy_n(yb.data() + m * n, n, y + m * N + n0);
+    }
+    NoteDispatch(ctx.isa_note_widened());
     return true;
-  } catch (...) {  // dnnl::error (e.g. no bf16 matmul on this ISA), std::bad_alloc
+  } catch (...) {  // dnnl::error, std::bad_alloc: the caller falls back to Highway
     return false;
   }
 }

@@ -50,7 +50,11 @@ bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, si
 // MatMulBf16) into an M·K scratch, then a bf16 × bf16 → f32 primitive runs (products exact
 // in f32, sums in f32). This is what MatMulBf16 and PyTorch's bf16 matmul compute, and what
 // llama.cpp does for bf16 models. On AVX512-BF16 hardware oneDNN uses vdpbf16ps, which
-// treats bf16 subnormals as zero (see matmul_bf16.h). Error against MatMulBf16Ref: within
+// treats bf16 subnormals as zero (see matmul_bf16.h). Below avx512_core (AVX2 CPUs, or the
+// avx2 cap) oneDNN 2.6 has no bf16 matmul: then, for M >= kOnednnMinRowsF32, the rounded
+// activations and blocks of weight rows are widened to f32 (exact) and an f32 primitive
+// computes the same products (2.2x the Highway tiles at pp512 on SmolLM2, bench/RESULTS.md);
+// for fewer rows it returns false. Error against MatMulBf16Ref: within
 // K·ε·Σ|bf16(x)·w|.
 bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y, size_t M, size_t N,
                     size_t K) noexcept;

@@ -38,6 +38,8 @@ struct Lut16 {
   static_assert(hn::MaxLanes(DF()) == 8 || hn::MaxLanes(DF()) == 16, "Lut16 needs 8 or 16 f32 lanes");
   hn::Vec<DF> lo, hi;  // entries 0..N-1 and, with 8 lanes, 8..15
   Lut16(DF df, const float* lut) : lo(hn::LoadU(df, lut)), hi(hn::MaxLanes(df) == 8 ? hn::LoadU(df, lut + 8) : lo) {}
+  // From registers: entries 0..N-1 and (8 lanes) 8..15; with 16 lanes `h` is unused.
+  Lut16(hn::Vec<DF> l, hn::Vec<DF> h) : lo(l), hi(h) {}
 
   // lut[idx] per lane; precondition: every idx in [0, 16).
   template <class VI>

@@ -37,6 +37,17 @@ HWY_INLINE void PrefetchNext(const uint8_t* next, size_t r, size_t K, size_t off
 //   next: the next pass's first row (its kR rows follow at K/2 bytes each), or null:
 //     PrefetchNext pulls the bytes this pass reads, one row set ahead, into L2.
 // out[r] = sum_k w_k x_k accumulated in f32 (kF32: each block's sum of lut·x, then · s).
+#if NB_LUT16_VECTOR
+// f32 lanes rounded to the nearest bf16 (RNE, as F32ToBF16 for finite values), kept as f32.
+template <class DF>
+HWY_INLINE hn::Vec<DF> RoundToBf16(DF df, hn::Vec<DF> v) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto bits = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1));
+  return hn::BitCast(df, hn::And(hn::Add(bits, hn::Add(lsb, hn::Set(du, 0x7FFF))), hn::Set(du, 0xFFFF0000u)));
+}
+#endif
+
 template <bool kBf16, size_t kR>
 HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* codes, const float* const* scales,
                          const float* HWY_RESTRICT xe, const float* HWY_RESTRICT xo, size_t K, size_t B,
@@ -72,12 +83,7 @@ HWY_INLINE void Dot4Rows(const float* HWY_RESTRICT lut, const uint8_t* const* co
     const hn::Rebind<uint8_t, decltype(df)> du8;
     const Lut16<decltype(df)> table(df, lut);
     const auto mask = hn::Set(di, 0xF);
-    auto round_bf16 = [&](hn::Vec<decltype(df)> v) {
-      const auto bits = hn::BitCast(du, v);
-      const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1));
-      const auto r = hn::And(hn::Add(bits, hn::Add(lsb, hn::Set(du, 0x7FFF))), hn::Set(du, 0xFFFF0000u));
-      return hn::BitCast(df, r);
-    };
+    auto round_bf16 = [&](hn::Vec<decltype(df)> v) { return RoundToBf16(df, v); };
     hn::Vec<decltype(df)> total[kR];
     for (size_t r = 0; r < kR; ++r) total[r] = hn::Zero(df);
     for (size_t b = 0; b < K / B; ++b) {
@@ -122,13 +128,18 @@ HWY_INLINE void PermuteForWide(DF df, const float* HWY_RESTRICT x, size_t K, flo
       for (size_t l = 0; l < N; ++l) xp[c + k * N + l] = x[c + 8 * l + 2 * (k / 2) + (1 - k % 2)];
 }
 
-// The f32-compute 4-bit GEMV with one code load per 8N elements: each 32-bit lane holds
-// 8 codes; shifting the lanes right by 4k brings nibble k to the bottom, and Lut16::Low4
-// looks up the low 4 bits of any lane (the upper bits are ignored by contract, never by
-// accident: lut16-inl.h). kR rows share each activation plane. Preconditions: vector target, K % 8N == 0, and B % 8N == 0 or
-// (B == 64 and N == 16). xp from PermuteForWide. Same per-block scaling as Dot4Rows
-// (block sums of lut·x, then · absmax), in another summation order.
-template <size_t kR>
+// The 4-bit GEMV with one code load per 8N elements: each 32-bit lane holds 8 codes;
+// shifting the lanes right by 4k brings nibble k to the bottom, and Lut16::Low4 looks up
+// the low 4 bits of any lane (the upper bits are ignored by contract, never by accident:
+// lut16-inl.h). kR rows share each activation plane. xp from PermuteForWide.
+// f32 compute (kBf16 false): the same per-block scaling as Dot4Rows (block sums of lut·x,
+// then · absmax), in another summation order. Preconditions: vector target, K % 8N == 0,
+// and B % 8N == 0 or (B == 64 and N == 16).
+// bf16 compute (kBf16 true): per row and block, the table itself becomes the 16 weights
+// bf16(f32(lut · absmax)) (two multiplies and roundings per 64 weights on AVX2, instead
+// of two per 16), multiplied with bf16-rounded x: bitsandbytes' semantics, as Dot4Rows
+// computes them, summed in another order. Preconditions as for f32 with B % 8N == 0.
+template <bool kBf16, size_t kR>
 HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const* codes, const float* const* scales,
                              const float* HWY_RESTRICT xp, size_t K, size_t B, float* out, const uint8_t* next) {
   size_t log2_b = 0;  // B is a power of two (4-bit block sizes are)
@@ -142,26 +153,32 @@ HWY_INLINE void Dot4RowsWide(const float* HWY_RESTRICT lut, const uint8_t* const
   hn::Vec<decltype(df)> total[kR];
   for (size_t r = 0; r < kR; ++r) total[r] = hn::Zero(df);
   for (size_t c = 0; c < K; c += chunk) {
-    hn::Vec<decltype(df)> acc[kR];
     const float* xc = xp + c;
+    const size_t b = c >> log2_b;  // lane l covers elements c + 8l .. c + 8l + 7: one block unless B == 64 < chunk
     for (size_t r = 0; r < kR; ++r) {
       PrefetchNext(next, r, K, c / 2);
       const auto q = hn::LoadU(du, reinterpret_cast<const uint32_t*>(codes[r] + c / 2));
+      Lut16<decltype(df)> t = table;
+      if constexpr (kBf16) {  // this block's 16 weights, rounded to bf16
+        const auto s = hn::Set(df, scales[r][b]);
+        t = Lut16<decltype(df)>(RoundToBf16(df, hn::Mul(table.lo, s)), RoundToBf16(df, hn::Mul(table.hi, s)));
+      }
       // Two chains per row (even / odd planes) halve the FMA latency chain.
-      auto a0 = hn::Mul(table.Low4(df, q), hn::LoadU(df, xc));
-      auto a1 = hn::Mul(table.Low4(df, hn::ShiftRight<4>(q)), hn::LoadU(df, xc + N));
-      a0 = hn::MulAdd(table.Low4(df, hn::ShiftRight<8>(q)), hn::LoadU(df, xc + 2 * N), a0);
-      a1 = hn::MulAdd(table.Low4(df, hn::ShiftRight<12>(q)), hn::LoadU(df, xc + 3 * N), a1);
-      a0 = hn::MulAdd(table.Low4(df, hn::ShiftRight<16>(q)), hn::LoadU(df, xc + 4 * N), a0);
-      a1 = hn::MulAdd(table.Low4(df, hn::ShiftRight<20>(q)), hn::LoadU(df, xc + 5 * N), a1);
-      a0 = hn::MulAdd(table.Low4(df, hn::ShiftRight<24>(q)), hn::LoadU(df, xc + 6 * N), a0);
-      a1 = hn::MulAdd(table.Low4(df, hn::ShiftRight<28>(q)), hn::LoadU(df, xc + 7 * N), a1);
-      acc[r] = hn::Add(a0, a1);
-      // Lane l covers elements c + 8l .. c + 8l + 7: one block unless B == 64 < chunk.
-      const size_t b = c >> log2_b;
-      const auto s = B >= chunk ? hn::Set(df, scales[r][b])
-                                : hn::IfThenElse(first_half, hn::Set(df, scales[r][b]), hn::Set(df, scales[r][b + 1]));
-      total[r] = hn::MulAdd(acc[r], s, total[r]);
+      auto a0 = hn::Mul(t.Low4(df, q), hn::LoadU(df, xc));
+      auto a1 = hn::Mul(t.Low4(df, hn::ShiftRight<4>(q)), hn::LoadU(df, xc + N));
+      a0 = hn::MulAdd(t.Low4(df, hn::ShiftRight<8>(q)), hn::LoadU(df, xc + 2 * N), a0);
+      a1 = hn::MulAdd(t.Low4(df, hn::ShiftRight<12>(q)), hn::LoadU(df, xc + 3 * N), a1);
+      a0 = hn::MulAdd(t.Low4(df, hn::ShiftRight<16>(q)), hn::LoadU(df, xc + 4 * N), a0);
+      a1 = hn::MulAdd(t.Low4(df, hn::ShiftRight<20>(q)), hn::LoadU(df, xc + 5 * N), a1);
+      a0 = hn::MulAdd(t.Low4(df, hn::ShiftRight<24>(q)), hn::LoadU(df, xc + 6 * N), a0);
+      a1 = hn::MulAdd(t.Low4(df, hn::ShiftRight<28>(q)), hn::LoadU(df, xc + 7 * N), a1);
+      if constexpr (kBf16) {
+        total[r] = hn::Add(total[r], hn::Add(a0, a1));
+      } else {
+        const auto s = B >= chunk ? hn::Set(df, scales[r][b])
+                                  : hn::IfThenElse(first_half, hn::Set(df, scales[r][b]), hn::Set(df, scales[r][b + 1]));
+        total[r] = hn::MulAdd(hn::Add(a0, a1), s, total[r]);
+      }
     }
   }
   for (size_t r = 0; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r]));

@@ -41,8 +41,11 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
 #if NB_LUT16_VECTOR
   const hn::ScalableTag<float> df;
   const size_t chunk = 8 * hn::Lanes(df);
-  if (!bf16 && K % chunk == 0 && (B % chunk == 0 || (B == 64 && chunk == 128)) && (B & (B - 1)) == 0) {
-    // Wide path: x re-ordered into planes once per call (per thread: K floats).
+  // Wide path: whole chunks of 8N elements, each in one block (bf16 compute builds one
+  // table per block), or two 64-element blocks per 16-lane chunk (f32 compute only).
+  const bool blocks_fit = B % chunk == 0 || (!bf16 && B == 64 && chunk == 128);
+  if (K % chunk == 0 && blocks_fit && (B & (B - 1)) == 0) {
+    // x re-ordered into planes once per call (per thread: K floats; bf16-rounded for bf16).
     std::vector<float> x(K), xp(K);
     for (size_t j = 0; j < K / 2; ++j) {
       x[2 * j] = xe[j];
@@ -51,11 +54,19 @@ void Gemv4RowsImpl(const QTensor* w, const float* xe, const float* xo, float* y,
     PermuteForWide(df, x.data(), K, xp.data());
     for (; n + static_cast<int64_t>(kR) <= n1; n += kR) {
       for (size_t r = 0; r < kR; ++r) setup(n + static_cast<int64_t>(r), r);
-      Dot4RowsWide<kR>(lut, codes, scales, xp.data(), K, B, y + n, next_rows(n));
+      if (bf16) {
+        Dot4RowsWide<true, kR>(lut, codes, scales, xp.data(), K, B, y + n, next_rows(n));
+      } else {
+        Dot4RowsWide<false, kR>(lut, codes, scales, xp.data(), K, B, y + n, next_rows(n));
+      }
     }
     for (; n < n1; ++n) {
       setup(n, 0);
-      Dot4RowsWide<1>(lut, codes, scales, xp.data(), K, B, y + n, nullptr);
+      if (bf16) {
+        Dot4RowsWide<true, 1>(lut, codes, scales, xp.data(), K, B, y + n, nullptr);
+      } else {
+        Dot4RowsWide<false, 1>(lut, codes, scales, xp.data(), K, B, y + n, nullptr);
+      }
     }
     return;
   }

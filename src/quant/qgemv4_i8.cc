@@ -128,12 +128,9 @@ void LayoutForVnni(const Q8Activations& a, int64_t K, float mult, VnniActivation
   }
 }
 
-void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, Avx2Activations* out) {
-  const int64_t nb = K / kActBlock;
-  out->xa.resize(static_cast<size_t>(nb * 128));
-  out->sa.resize(static_cast<size_t>(nb));
-  for (int64_t b = 0; b < nb; ++b) {
-    int8_t* dst = out->xa.data() + b * 128;
+void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, int8_t* xa, float* sa) {
+  for (int64_t b = 0; b < K / kActBlock; ++b) {
+    int8_t* dst = xa + b * 128;
     const int8_t* q = a.q.data() + b * kActBlock;
     for (int64_t i = 0; i < 32; ++i) {
       dst[i] = q[2 * i];
@@ -141,7 +138,21 @@ void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, Avx2Activation
       dst[64 + i] = static_cast<int8_t>(q[2 * i] < 0 ? -q[2 * i] : q[2 * i]);  // |q| <= 127
       dst[96 + i] = static_cast<int8_t>(q[2 * i + 1] < 0 ? -q[2 * i + 1] : q[2 * i + 1]);
     }
-    out->sa[static_cast<size_t>(b)] = a.d[static_cast<size_t>(b)] / mult;
+    sa[b] = a.d[static_cast<size_t>(b)] / mult;
+  }
+}
+
+void LayoutForAvx2Prompt(const Q8Activations& a, int64_t K, float mult, int16_t* x16, float* sa) {
+  static constexpr int kOrder[4][2] = {{0, 2}, {4, 6}, {1, 3}, {5, 7}};  // element offsets in 8i..8i+7
+  for (int64_t b = 0; b < K / kActBlock; ++b) {
+    int16_t* dst = x16 + b * 64;
+    const int8_t* q = a.q.data() + b * kActBlock;
+    for (int part = 0; part < 4; ++part)
+      for (int i = 0; i < 8; ++i) {
+        dst[part * 16 + 2 * i] = q[8 * i + kOrder[part][0]];
+        dst[part * 16 + 2 * i + 1] = q[8 * i + kOrder[part][1]];
+      }
+    sa[b] = a.d[static_cast<size_t>(b)] / mult;
   }
 }
 
@@ -185,19 +196,44 @@ void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64
     }
     return;
   }
-  std::vector<Q8Activations> a(static_cast<size_t>(M));
-  for (int64_t m = 0; m < M; ++m) QuantizeActivationsQ8(x + m * K, K, &a[static_cast<size_t>(m)]);
   if (path == Int8ActivationsPath::kAvx2) {
-    std::vector<detail::Avx2Activations> va(static_cast<size_t>(M));
-    for (int64_t m = 0; m < M; ++m) detail::LayoutForAvx2(a[static_cast<size_t>(m)], K, tab.mult, &va[static_cast<size_t>(m)]);
+    // The activations' buffers are the calling thread's and keep their capacity, so a
+    // forward pass allocates them once; prompts quantize their tokens in parallel.
+    thread_local std::vector<int8_t> xa;
+    thread_local std::vector<int16_t> x16;
+    thread_local std::vector<float> sa;
+    const int64_t bpr = K / kActBlock;
+    const bool prompt = M >= detail::kAvx2PromptRows;
+    if (prompt) {
+      x16.resize(static_cast<size_t>(M * bpr * 64));
+    } else {
+      xa.resize(static_cast<size_t>(M * bpr * 128));
+    }
+    sa.resize(static_cast<size_t>(M * bpr));
+    int8_t* const xa_p = xa.data();
+    int16_t* const x16_p = x16.data();
+    float* const sa_p = sa.data();
+#pragma omp parallel for num_threads(M >= 8 ? threads : 1) schedule(static)
+    for (int64_t m = 0; m < M; ++m) {
+      thread_local Q8Activations q;
+      QuantizeActivationsQ8(x + m * K, K, &q);
+      if (prompt) {
+        detail::LayoutForAvx2Prompt(q, K, tab.mult, x16_p + m * bpr * 64, sa_p + m * bpr);
+      } else {
+        detail::LayoutForAvx2(q, K, tab.mult, xa_p + m * bpr * 128, sa_p + m * bpr);
+      }
+    }
+    const detail::Avx2Activations act{prompt ? nullptr : xa_p, prompt ? x16_p : nullptr, sa_p};
 #pragma omp parallel num_threads(threads)
     {
-      std::vector<float> scale_buf(static_cast<size_t>(4 * K / kActBlock));
+      std::vector<float> scale_buf(static_cast<size_t>(4 * bpr));
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      detail::Gemv4I8RowsAvx2(&w, tab, va.data(), M, y, N * t / nt, N * (t + 1) / nt, scale_buf.data());
+      detail::Gemv4I8RowsAvx2(&w, tab, act, M, y, N * t / nt, N * (t + 1) / nt, scale_buf.data());
     }
     return;
   }
+  std::vector<Q8Activations> a(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) QuantizeActivationsQ8(x + m * K, K, &a[static_cast<size_t>(m)]);
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scales;

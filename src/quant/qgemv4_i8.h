@@ -83,17 +83,28 @@ void QuantizeForVnni(const float* x, int64_t K, float mult, VnniActivations* out
 void Gemv4I8RowsVnni(const QTensor* w, const Int8Table& table, const VnniActivations* act, int64_t M, float* y,
                      int64_t n0, int64_t n1, float* scale_buf) noexcept;
 
-// Activations of one x row in the AVX2 kernel's layout: per 64-column block b, 128 bytes
-// at xa[128 b]: the even elements q[64b + 2i] (32 int8), the odd ones q[64b + 2i + 1],
-// then |even| and |odd| (the unsigned operand of vpmaddubsw); sa[b] = d_b / mult.
+// Activations in the AVX2 kernel's layouts, one row of x at a time (bpr = K / 64 blocks):
+//   GEMV (LayoutForAvx2): per block b, 128 bytes at xa + 128 b: the even elements
+//     q[64b + 2i] (32 int8), the odd ones q[64b + 2i + 1], then |even| and |odd| (the
+//     unsigned operand of vpmaddubsw);
+//   prompts (LayoutForAvx2Prompt): per block b, 64 int16 at x16 + 64 b: q[64b + 8i + e]
+//     for i = 0..7 in the order e = 0, 2 | 4, 6 | 1, 3 | 5, 7 (the code bytes {4i, 4i+1}
+//     and {4i+2, 4i+3}, even then odd elements, as the kernel's int16 weights);
+//   both: sa[b] = d_b / mult.
+void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, int8_t* xa, float* sa);
+void LayoutForAvx2Prompt(const Q8Activations& a, int64_t K, float mult, int16_t* x16, float* sa);
+// M rows of activations, token m's blocks at xa + m·bpr·128 or x16 + m·bpr·64 and
+// sa + m·bpr. x16 set: the prompt form; else the GEMV form (xa).
 struct Avx2Activations {
-  std::vector<int8_t> xa;
-  std::vector<float> sa;
+  const int8_t* xa = nullptr;
+  const int16_t* x16 = nullptr;
+  const float* sa = nullptr;
 };
-void LayoutForAvx2(const Q8Activations& a, int64_t K, float mult, Avx2Activations* out);
+// Tokens from which QGemv4I8 takes the prompt form.
+inline constexpr int64_t kAvx2PromptRows = 4;
 // Rows [n0, n1) of the M products (qgemv4_i8_avx2.cc). Preconditions: CpuHasAvx2Fma(),
-// SupportsInt8Activations(*w). act: [M]; y: [M, N]; scale_buf: [4 * K/64].
-void Gemv4I8RowsAvx2(const QTensor* w, const Int8Table& table, const Avx2Activations* act, int64_t M, float* y,
+// SupportsInt8Activations(*w). y: [M, N]; scale_buf: [4 * K/64].
+void Gemv4I8RowsAvx2(const QTensor* w, const Int8Table& table, const Avx2Activations& act, int64_t M, float* y,
                      int64_t n0, int64_t n1, float* scale_buf) noexcept;
 }  // namespace detail
 

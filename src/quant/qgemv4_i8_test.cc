@@ -412,64 +412,78 @@ TEST(Int8Activations, VnniKernelWritesOnlyItsRows) {
   }
 }
 
-// The AVX2 kernel on a row range writes exactly those rows, for the GEMV (M = 1, 4-row
-// passes and a single-row tail) and the prompt tiles (M = 6: a 4-token tile and 2 single
-// tokens, 2-row tiles and a single-row tail), with blocksizes 64 and 128.
+// The AVX2 kernel on a row range writes exactly those rows, for the GEMV form (M = 1:
+// 4-row passes and a single-row tail) and the prompt form (M = 8: a 6-token tile and two
+// single tokens), with blocksizes 64 and 128.
 TEST(Int8Activations, Avx2KernelWritesOnlyItsRows) {
   if (!CpuHasAvx2Fma()) GTEST_SKIP() << "no AVX2 + FMA on this CPU (or capped below it)";
   Allocator alloc;
-  const int64_t N = 11, K = 384;
+  const int64_t N = 11, K = 384, bpr = K / 64;
   const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 8, 0.02f);
   for (int64_t B : {int64_t{64}, int64_t{128}}) {
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
     q.int8_activations = true;
     const Int8Table t = MakeInt8Table(q.format->lut);
-    for (int64_t M : {int64_t{1}, int64_t{6}}) {
+    for (int64_t M : {int64_t{1}, int64_t{8}}) {
       const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 2, 1.0f);
-      std::vector<detail::Avx2Activations> va(static_cast<size_t>(M));
+      std::vector<int8_t> xa(static_cast<size_t>(M * bpr * 128));
+      std::vector<int16_t> x16(static_cast<size_t>(M * bpr * 64));
+      std::vector<float> sa(static_cast<size_t>(M * bpr));
       for (int64_t m = 0; m < M; ++m) {
         Q8Activations a;
         QuantizeActivationsQ8(x.data() + m * K, K, &a);
-        detail::LayoutForAvx2(a, K, t.mult, &va[static_cast<size_t>(m)]);
+        detail::LayoutForAvx2(a, K, t.mult, xa.data() + m * bpr * 128, sa.data() + m * bpr);
+        detail::LayoutForAvx2Prompt(a, K, t.mult, x16.data() + m * bpr * 64, sa.data() + m * bpr);
       }
-      std::vector<float> y(static_cast<size_t>(M * N), -7.0f), buf(static_cast<size_t>(4 * K / 64));
-      detail::Gemv4I8RowsAvx2(&q, t, va.data(), M, y.data(), 2, 9, buf.data());
       std::vector<double> def, mag;
       Definition(q, x.data(), M, &def, &mag);
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          const size_t i = static_cast<size_t>(m * N + n);
-          if (n < 2 || n >= 9) {
-            EXPECT_EQ(y[i], -7.0f) << "B=" << B << " M=" << M << " n=" << n;
-          } else {
-            EXPECT_NEAR(y[i], def[i], 1e-5 * mag[i]) << "B=" << B << " M=" << M << " n=" << n;
+      for (bool prompt : {false, true}) {
+        const detail::Avx2Activations act{prompt ? nullptr : xa.data(), prompt ? x16.data() : nullptr, sa.data()};
+        std::vector<float> y(static_cast<size_t>(M * N), -7.0f), buf(static_cast<size_t>(4 * bpr));
+        detail::Gemv4I8RowsAvx2(&q, t, act, M, y.data(), 2, 9, buf.data());
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            const size_t i = static_cast<size_t>(m * N + n);
+            if (n < 2 || n >= 9) {
+              EXPECT_EQ(y[i], -7.0f) << "B=" << B << " M=" << M << " prompt=" << prompt << " n=" << n;
+            } else {
+              EXPECT_NEAR(y[i], def[i], 1e-5 * mag[i]) << "B=" << B << " M=" << M << " prompt=" << prompt << " n=" << n;
+            }
           }
-        }
+      }
     }
   }
 }
 
-// The AVX2 layout: per block the even codes, the odd codes, then their magnitudes.
-TEST(Int8Activations, Avx2LayoutHoldsCodesAndMagnitudes) {
+// The AVX2 layouts: per block the even codes, the odd codes, then their magnitudes (GEMV);
+// the int16 codes in the kernel's weight order (prompts); d / mult.
+TEST(Int8Activations, Avx2LayoutsHoldCodesMagnitudesAndOrder) {
   const int64_t K = 192;
   std::vector<float> x = test::NormalVec(static_cast<size_t>(K), 5, 1.0f);
   x[3] = -9.0f;  // a block's absmax is negative: its code is -127
   Q8Activations a;
   QuantizeActivationsQ8(x.data(), K, &a);
-  detail::Avx2Activations l;
-  detail::LayoutForAvx2(a, K, 15.0f, &l);
-  ASSERT_EQ(l.xa.size(), 3u * 128);
-  ASSERT_EQ(l.sa.size(), 3u);
+  std::vector<int8_t> xa(3 * 128);
+  std::vector<int16_t> x16(3 * 64);
+  std::vector<float> sa(3), sa16(3);
+  detail::LayoutForAvx2(a, K, 15.0f, xa.data(), sa.data());
+  detail::LayoutForAvx2Prompt(a, K, 15.0f, x16.data(), sa16.data());
+  static constexpr int kOrder[4][2] = {{0, 2}, {4, 6}, {1, 3}, {5, 7}};
   for (int64_t b = 0; b < 3; ++b) {
-    EXPECT_EQ(l.sa[b], a.d[b] / 15.0f);
+    EXPECT_EQ(sa[b], a.d[b] / 15.0f);
+    EXPECT_EQ(sa16[b], a.d[b] / 15.0f);
     for (int64_t i = 0; i < 32; ++i) {
       const int8_t e = a.q[b * 64 + 2 * i], o = a.q[b * 64 + 2 * i + 1];
-      EXPECT_EQ(l.xa[b * 128 + i], e);
-      EXPECT_EQ(l.xa[b * 128 + 32 + i], o);
-      EXPECT_EQ(l.xa[b * 128 + 64 + i], std::abs(e));
-      EXPECT_EQ(l.xa[b * 128 + 96 + i], std::abs(o));
+      EXPECT_EQ(xa[b * 128 + i], e);
+      EXPECT_EQ(xa[b * 128 + 32 + i], o);
+      EXPECT_EQ(xa[b * 128 + 64 + i], std::abs(e));
+      EXPECT_EQ(xa[b * 128 + 96 + i], std::abs(o));
     }
+    for (int part = 0; part < 4; ++part)
+      for (int i = 0; i < 8; ++i)
+        for (int j = 0; j < 2; ++j)
+          EXPECT_EQ(x16[b * 64 + part * 16 + 2 * i + j], a.q[b * 64 + 8 * i + kOrder[part][j]]) << b << " " << part << " " << i;
   }
   EXPECT_EQ(a.q[3], -127);
 }
