@@ -169,7 +169,7 @@ const char* Int8ActivationsPathName(Int8ActivationsPath p) noexcept {
     case Int8ActivationsPath::kAvx512Vnni:
       return "avx512vnni (vpdpbusd)";
     case Int8ActivationsPath::kAvx2:
-      return "avx2 (vpmaddubsw)";
+      return "avx2 (vpmaddubsw; prompts vpmaddwd)";
     case Int8ActivationsPath::kRef:
       return "scalar reference";
   }
