@@ -4,7 +4,7 @@ compute), saved with save_pretrained, and its greedy decode -> tests/golden/bnb_
 
 The checkpoint a user gets from transformers, and the tokens transformers generates from
 it: nibble must decode the same ids from the same files under every CPU cap
-(src/api/bnb_stories_golden_test.cc; issue "correct on every x86-64 CPU").
+(src/api/bnb_golden_test.cc, BnbGolden.Stories260KGreedyDecodeEveryCap).
 
 Steps:
   1. stories260K.gguf (shared/data) -> LlamaForCausalLM f32 through transformers' GGUF

@@ -104,6 +104,16 @@ int64_t CappedTargetsNow() noexcept {
   return t != 0 ? t : HWY_STATIC_TARGET;  // as hwy::SupportedTargets(): never empty
 }
 
+// DisableTargets and SetSupportedTargetsForTest leave the dispatch choice uninitialised,
+// and the next dispatch would re-choose through hwy::SupportedTargets(), which first
+// installs the CPU's targets ignoring the cap (Highway 1.0.3): threads dispatching at that
+// moment ran AVX-512 code under an avx2 cap (seen 40 times in 32,000 calls from 16
+// threads). Choosing here, from the capped set, leaves no such window.
+void ChooseCappedTarget() noexcept {
+  hwy::GetChosenTarget().Update(CappedTargetsNow());
+  RefreshHighwayTarget();
+}
+
 // Highway targets better than the cap are disabled (x86: a lower bit is a better target).
 void ApplyToHighway(CpuLevel cap) {
   int64_t disabled = 0;
@@ -121,8 +131,8 @@ void ApplyToHighway(CpuLevel cap) {
       break;
   }
   g_disabled.store(disabled);
-  hwy::DisableTargets(disabled);  // resets the dispatch choice: the next call re-chooses under the mask
-  RefreshHighwayTarget();
+  hwy::DisableTargets(disabled);
+  ChooseCappedTarget();
 }
 
 void ReadEnvironment() {
@@ -130,15 +140,14 @@ void ReadEnvironment() {
   // CPU's targets *ignoring* DisableTargets (its ChosenTarget::Update call), so a later
   // call would silently undo the cap until the next DisableTargets. It is called here
   // once, before any cap, and the result kept; nibble never calls it again
-  // (scripts/check_includes.py), and DeInit makes the next dispatch choose afresh.
+  // (scripts/check_includes.py), and ChooseCappedTarget fixes the choice from the capped set.
   g_cpu_targets.store(hwy::SupportedTargets());
-  hwy::GetChosenTarget().DeInit();
   if (const char* log = std::getenv("NIBBLE_DISPATCH_LOG"); log != nullptr && log[0] != '\0') {
     g_log_set = new std::set<std::string>();
-    g_log_path.store(log);
+    g_log_path.store((new std::string(log))->c_str());  // a copy: a later setenv cannot move it
     std::atexit(WriteDispatchLog);
   }
-  RefreshHighwayTarget();
+  ChooseCappedTarget();
   const char* env = std::getenv("NIBBLE_CPU");
   if (env == nullptr || env[0] == '\0') return;
   const std::optional<CpuLevel> level = ParseCpuLevel(env);
@@ -248,7 +257,7 @@ int64_t CappedHighwayTargets() noexcept {
 
 void SetPinnedHighwayTarget(int64_t target) noexcept {
   g_pinned.store(target);
-  RefreshHighwayTarget();
+  ChooseCappedTarget();
 }
 
 void RefreshHighwayTarget() noexcept {

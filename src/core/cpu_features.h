@@ -2,8 +2,9 @@
 //
 // Detection: CPUID and XGETBV once per process (the OS must save the ymm / zmm and
 // opmask state). The cap: NIBBLE_CPU=native|avx512|avx2|scalar in the environment, or
-// SetCpuCap() (the CLI's --cpu), lowers what every kernel family may use, so one
-// AVX-512 machine runs exactly what an AVX2 or a baseline x86-64 machine would run:
+// SetCpuCap() (the CLI's --cpu), lowers what every kernel family may use, so a process
+// started under the cap on an AVX-512 machine runs exactly what an AVX2 or a baseline
+// x86-64 machine would run (a cap lowered later in-process keeps oneDNN out instead):
 //   - Highway's dynamic dispatch (hwy::DisableTargets: avx2 keeps AVX2 and below,
 //     scalar keeps only the baseline target);
 //   - every hand-written ISA kernel, through the Cpu* predicates below (a kernel asks
@@ -69,7 +70,8 @@ bool CpuHasAvx2Fma() noexcept;     // AVX2 + FMA + F16C, cap >= avx2
 // allowed by the cap (and the test pin, if any). Use this, never hwy::SupportedTargets()
 // or hwy::SupportedAndGeneratedTargets(): in Highway 1.0.3 those re-initialise the
 // dispatch choice ignoring DisableTargets, which silently lifts the cap
-// (scripts/check_includes.py refuses them outside core/cpu_features.cc).
+// (scripts/check_includes.py refuses them outside core/cpu_features.cc). For the same
+// reason every cap or pin change sets the dispatch choice here, from this set.
 int64_t CappedHighwayTargets() noexcept;
 // The target dynamic dispatch picks now, e.g. "AVX3_DL", "AVX2", "SCALAR"; and the
 // targets compiled into this build.

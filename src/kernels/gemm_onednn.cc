@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -66,7 +67,13 @@ memory::desc DstDesc(size_t M, size_t N) {
 // oneDNN's ISA cap for nibble's CPU cap (core/cpu_features.h). dnnl_set_max_cpu_isa takes
 // effect only before the first primitive of the process, so it is set once, when the
 // context is built; a later in-process cap change (tests) leaves oneDNN where it was.
+// The CPU cap when the oneDNN context was built (-1: not built yet). oneDNN keeps the ISA
+// cap of that moment for the whole process, so under a lower cap set later in the same
+// process (tests' in-process cap loops) it would run above the cap: it is then not used.
+std::atomic<int> g_built_cap{-1};
+
 const char* ApplyIsaCap() {
+  g_built_cap.store(static_cast<int>(CpuCap()));
   switch (CpuCap()) {
     case CpuLevel::kAvx512:
       dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);  // VNNI and BF16, no AMX
@@ -186,13 +193,26 @@ bool ReadDisabledEnv() {
 
 }  // namespace
 
+bool OnednnBf16Unavailable() noexcept {
+  try {
+    return Context().bf16_unavailable();
+  } catch (...) {
+    return true;
+  }
+}
+
 bool OnednnDisabled() noexcept {
   static const bool disabled = ReadDisabledEnv();
-  return disabled || EffectiveCpuLevel() == CpuLevel::kScalar;
+  const int built = g_built_cap.load();
+  return disabled || EffectiveCpuLevel() == CpuLevel::kScalar || (built >= 0 && static_cast<int>(CpuCap()) < built);
 }
 
 OnednnUse OnednnPath(bool bf16) {
-  if (OnednnDisabled()) return {false, ReadDisabledEnv() ? "NIBBLE_DISABLE_ONEDNN is set" : "oneDNN is off at the scalar cap"};
+  if (OnednnDisabled()) {
+    if (ReadDisabledEnv()) return {false, "NIBBLE_DISABLE_ONEDNN is set"};
+    if (EffectiveCpuLevel() == CpuLevel::kScalar) return {false, "oneDNN is off at the scalar cap"};
+    return {false, "oneDNN started under a higher cap in this process"};
+  }
   try {
     OnednnContext& ctx = Context();
     // A 16 x 16 x 16 product tells whether this dtype has a primitive under the cap.
@@ -213,7 +233,7 @@ OnednnUse OnednnPath(bool bf16) {
 
 bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, size_t M, size_t N,
                    size_t K) noexcept {
-  if (M == 0 || N == 0 || K == 0) return false;
+  if (M == 0 || N == 0 || K == 0 || OnednnDisabled()) return false;
   try {
     Run(num_threads, x, w, y, M, N, K, WeightType::kF32);
     NoteDispatch(Context().isa_note_f32());
@@ -225,12 +245,14 @@ bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, si
 
 bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y, size_t M, size_t N,
                     size_t K) noexcept {
-  if (M == 0 || N == 0 || K == 0) return false;
+  if (M == 0 || N == 0 || K == 0 || OnednnDisabled()) return false;
   try {
+    OnednnContext& ctx = Context();
+    // Below the f32 crossover the widened path declines (MatMulBf16's Highway tiles win).
+    if (ctx.bf16_unavailable() && M < kOnednnMinRowsF32) return false;
     // Activations rounded once (RNE, subnormals kept), as MatMulBf16 does.
     std::vector<uint16_t> xb(M * K);
     ConvertFromF32Parallel(num_threads, DType::kBF16, x, xb.data(), M * K);
-    OnednnContext& ctx = Context();
     if (!ctx.bf16_unavailable()) {
       try {
         Run(num_threads, xb.data(), w, y, M, N, K, WeightType::kBf16);

@@ -67,8 +67,14 @@ bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y
 //
 // ISA cap: the first oneDNN call of the process sets dnnl_set_max_cpu_isa from the CPU
 // cap (avx512 -> avx512_core_bf16, avx2 -> avx2, native -> no cap); oneDNN honours it
-// only before its first primitive, so a capped run is its own process.
+// only before its first primitive, so a capped run is its own process. Under a lower cap
+// set later in the same process, oneDNN is not used (also true here): it never runs above
+// the cap in force.
 bool OnednnDisabled() noexcept;
+
+// True once a bf16 primitive failed to build under the ISA cap (oneDNN 2.6 has bf16
+// matmuls from avx512_core only): GemmOnednnBf16 then widens to f32 (M >= 16) or declines.
+bool OnednnBf16Unavailable() noexcept;
 
 // Whether the f32 (bf16 = false) or bf16 prompt GEMM runs through oneDNN, for `nibble
 // --version`: {true, "oneDNN 2.6.3 (ISA cap avx2, runs avx2)"}, or {false, why not}.

@@ -66,11 +66,15 @@ std::vector<KernelPath> DenseKernelPaths() {
     const OnednnUse o = OnednnPath(bf16);
     return o.used ? o.text : hwy + " (" + o.text + ")";
   };
+  const std::string f32 = prompts(false), bf16 = prompts(true);
+  // Without a bf16 primitive oneDNN takes bf16 prompts widened to f32, from the f32 crossover.
+  const bool widened = !OnednnDisabled() && OnednnBf16Unavailable();
   return {
       {"f32 matmul, decode and prompts < 16 rows", hwy + " (register tiles)"},
-      {"f32 matmul, prompts >= 16 rows", prompts(false)},
-      {"bf16 matmul, decode and prompts < 8 rows", hwy + " (bf16 widened to f32, FMA)"},
-      {"bf16 matmul, prompts >= 8 rows", prompts(true)},
+      {"f32 matmul, prompts >= 16 rows", f32},
+      {widened ? "bf16 matmul, decode and prompts < 16 rows" : "bf16 matmul, decode and prompts < 8 rows",
+       hwy + " (bf16 widened to f32, FMA)"},
+      {widened ? "bf16 matmul, prompts >= 16 rows" : "bf16 matmul, prompts >= 8 rows", bf16},
       {"attention, RMSNorm, softmax, SwiGLU, conversions", hwy},
   };
 }

@@ -197,8 +197,9 @@ void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64
     return;
   }
   if (path == Int8ActivationsPath::kAvx2) {
-    // The activations' buffers are the calling thread's and keep their capacity, so a
-    // forward pass allocates them once; prompts quantize their tokens in parallel.
+    // The activations' buffers are the calling thread's and keep their capacity (up to
+    // kKeep below), so a forward pass allocates them once; prompts quantize their tokens
+    // in parallel.
     thread_local std::vector<int8_t> xa;
     thread_local std::vector<int16_t> x16;
     thread_local std::vector<float> sa;
@@ -230,6 +231,11 @@ void QGemv4I8(int num_threads, const float* x, const QTensor& w, float* y, int64
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       detail::Gemv4I8RowsAvx2(&w, tab, act, M, y, N * t / nt, N * (t + 1) / nt, scale_buf.data());
     }
+    // Kept for the next call up to 64 MiB (a 2048-token prompt at K = 16384); a larger
+    // one is released rather than held for the thread's life.
+    constexpr size_t kKeep = size_t{64} << 20;
+    if (x16.capacity() * sizeof(int16_t) > kKeep) std::vector<int16_t>().swap(x16);
+    if (xa.capacity() > kKeep) std::vector<int8_t>().swap(xa);
     return;
   }
   std::vector<Q8Activations> a(static_cast<size_t>(M));

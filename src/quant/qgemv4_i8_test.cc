@@ -262,9 +262,11 @@ TEST(Int8Activations, VnniActivationQuantizerEqualsScalar) {
   }
 }
 
-// Prompts (M >= 4) take the 2-rows x 4-tokens tiles; per (row, token) they run the
-// GEMV's operations in its order, so each row of the result equals a one-token call bit
-// for bit (odd N: a single-row tile; M = 11: two 4-token tiles and 3 single tokens).
+// Prompts (M >= 4) take the prompt tiles: on VNNI 2 rows x 4 tokens (odd N: a single-row
+// tile; M = 11: two 4-token tiles and 3 single tokens), on AVX2 one row x 6 tokens in the
+// int16 form (M = 11: one 6-token tile and 5 single tokens). Per (row, token) they compute
+// the GEMV's integers in its lanes and its f32 steps in its order, so each row of the
+// result equals a one-token call bit for bit.
 TEST(Int8Activations, PromptTilesEqualTokenByToken) {
   test::ForEachCap([&] {
     Allocator alloc;
@@ -300,7 +302,7 @@ TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
                                {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
     q.int8_activations = true;
     ASSERT_TRUE(q.nested);
-    for (int64_t M : {int64_t{1}, int64_t{5}}) {
+    for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{13}}) {
       const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 42, 1.0f);
       ExpectMatchesDefinition(q, x, M, "nested");
     }
@@ -322,7 +324,7 @@ TEST(Int8Activations, ExactIntegersBitForBit) {
     for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt4}) {
       const QTensor q = HandBuilt(m, N, K, codes, scales);
       const Int8Table t = MakeInt8Table(q.format->lut);
-      for (int64_t M : {int64_t{1}, int64_t{5}}) {
+      for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{13}}) {
         std::vector<int> qi(static_cast<size_t>(M * K));
         std::vector<float> x(qi.size());
         for (size_t i = 0; i < qi.size(); ++i) {
