@@ -78,7 +78,10 @@ std::atomic<int64_t> g_cpu_targets{0};
 std::atomic<int64_t> g_disabled{0};
 std::atomic<int64_t> g_pinned{0};
 std::mutex g_log_mu;
-std::set<std::string>* g_log_set = nullptr;  // leaked on purpose: written at exit
+// Kept for the process's life (written at exit); held by these globals so LeakSanitizer
+// sees them as reachable. g_log_path points into g_log_path_copy.
+std::set<std::string>* g_log_set = nullptr;
+std::string* g_log_path_copy = nullptr;
 
 void WriteDispatchLog() {
   const char* path = g_log_path.load();
@@ -144,7 +147,8 @@ void ReadEnvironment() {
   g_cpu_targets.store(hwy::SupportedTargets());
   if (const char* log = std::getenv("NIBBLE_DISPATCH_LOG"); log != nullptr && log[0] != '\0') {
     g_log_set = new std::set<std::string>();
-    g_log_path.store((new std::string(log))->c_str());  // a copy: a later setenv cannot move it
+    g_log_path_copy = new std::string(log);  // a copy: a later setenv cannot move it
+    g_log_path.store(g_log_path_copy->c_str());
     std::atexit(WriteDispatchLog);
   }
   ChooseCappedTarget();
