@@ -10,6 +10,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin
   clang-14 libclang-rt-14-dev
   python3 python3-venv
+  strace   # the reliability suite checks fsyncs with it
 )
 
 SUDO=""

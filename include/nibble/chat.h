@@ -44,11 +44,16 @@ struct ChatOptions {
   // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
   // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
   bool int8_classifier = false;
+  // Load weights holding NaN or infinity instead of refusing them (--allow-nonfinite).
+  bool allow_nonfinite = false;
   int64_t ctx_size = 0;          // 0: the declared context, at most GenerateOptions::kDefaultMaxCtx
   // Keep the KV cache between turns and forward only the tokens after the longest
   // prefix shared with what it holds. false: re-run the whole conversation each turn.
   bool reuse_kv = true;
   std::function<void(std::string_view piece)> on_piece;  // each piece of a reply as it is decoded
+  // Polled before each generated token; true ends the reply (stop reason "interrupted"),
+  // keeping what was generated so far in the conversation. `nibble chat` sets it from Ctrl-C.
+  std::function<bool()> should_stop;
 };
 
 struct ChatReply {

@@ -18,6 +18,12 @@ struct ConvertOptions {
   // Keep normalisation weights (names containing "norm") in f32.
   bool keep_norms_f32 = false;
   int num_threads = 0;  // 0: all cores
+  // Replace an existing OUT file (atomically: OUT is the old or the new file at every
+  // instant). Without it an existing OUT is a ConfigError, as for quantize and export.
+  bool overwrite = false;
+  // Write NaN/inf source values through instead of refusing them (ConfigError naming
+  // the tensor and the first bad index).
+  bool allow_nonfinite = false;
   // Called after each tensor: bytes of input processed so far, total, tensor name.
   std::function<void(uint64_t done, uint64_t total, std::string_view tensor)> progress;
 };

@@ -33,6 +33,13 @@ class NIBBLE_API ConfigError : public Error {
  public:
   using Error::Error;
 };
+// A weight holds NaN or infinity (found at load; --allow-nonfinite lets it through).
+class NIBBLE_API NonFiniteError : public ConfigError {
+ public:
+  NonFiniteError(const std::string& file, const std::string& tensor, long long index)
+      : ConfigError(file + ": tensor '" + tensor + "': element " + std::to_string(index) +
+                    " is NaN or infinite; refusing non-finite weights (--allow-nonfinite loads them anyway)") {}
+};
 // A collective or point-to-point message failed.
 class NIBBLE_API CommError : public Error {
  public:

@@ -35,6 +35,8 @@ struct GenerateOptions {
   // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
   // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
   bool int8_classifier = false;
+  // Load weights holding NaN or infinity instead of refusing them (--allow-nonfinite).
+  bool allow_nonfinite = false;
   // KV cache positions. 0: the context the file declares, at most kDefaultMaxCtx. A value
   // above the declared context is allowed with a warning (llama.cpp does the same).
   int64_t ctx_size = 0;
@@ -48,8 +50,8 @@ struct GenerateOptions {
   static constexpr int64_t kDefaultMaxCtx = 4096;
 };
 
-enum class StopReason { kNPredict, kEos, kStopString, kContextFull };
-NIBBLE_API std::string_view StopReasonName(StopReason r);  // "n_predict", "eos", "stop_string", "context_full"
+enum class StopReason { kNPredict, kEos, kStopString, kContextFull, kInterrupted };
+NIBBLE_API std::string_view StopReasonName(StopReason r);  // "n_predict", "eos", "stop_string", "context_full", "interrupted"
 
 struct GenerateReport {
   int64_t prompt_tokens = 0;

@@ -9,6 +9,7 @@
 #include "nibble/dtype.h"
 #include "nibble/error.h"
 #include "nibble/generate.h"
+#include "nibble/input.h"
 #include "nibble/inspect.h"
 #include "nibble/memory.h"
 #include "nibble/perplexity.h"

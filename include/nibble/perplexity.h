@@ -29,6 +29,8 @@ struct PerplexityOptions {
   // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
   // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
   bool int8_classifier = false;
+  // Load weights holding NaN or infinity instead of refusing them (--allow-nonfinite).
+  bool allow_nonfinite = false;
   // KL divergence (llama.cpp's --kl-divergence-base / --kl-divergence), llama.cpp protocol
   // only. kl_divergence_base: write this run's reference log-probs to the file.
   // kl_divergence: read a reference file and compare this model with it on the file's

@@ -29,7 +29,12 @@ struct QuantizeOptions {
   // dtype of the tensors that stay unquantized (and torch_dtype): auto keeps bf16/f16
   // sources as they are and writes everything else as f32; or f32 | bf16 | f16.
   std::string dtype = "auto";
-  bool overwrite = false;  // replace an existing OUT directory
+  // Replace an existing OUT directory: only one that holds nothing but model, config and
+  // tokenizer files, and is not /, $HOME, the current directory or a parent, or IN's.
+  bool overwrite = false;
+  // Write tensors that hold NaN or infinity as they are instead of refusing them (the
+  // weights being quantized are refused either way: they have no quantized form).
+  bool allow_nonfinite = false;
   int num_threads = 0;     // 0: all cores
   // Called after each tensor: tensors done, total, tensor name.
   std::function<void(uint64_t done, uint64_t total, std::string_view tensor)> progress;
@@ -52,8 +57,11 @@ struct QuantizeReport {
 
 // IN: any model nibble loads (llama2.c .bin, GGUF, HF safetensors dir); OUT: a new
 // Hugging Face directory (config.json with quantization_config, model.safetensors,
-// tokenizer files) written atomically (OUT.tmp-*, then rename). Throws ConfigError for
-// bad options, an already-quantized IN, or an existing OUT without `overwrite`.
+// tokenizer files) written atomically (a temporary directory beside OUT, exchanged with
+// OUT at the end; docs/ARCHITECTURE.md "Writing to a user's disk"). Throws ConfigError
+// for bad options, an already-quantized IN, an existing non-empty OUT without
+// `overwrite`, or an OUT that `overwrite` may not replace; IoError when the disk lacks
+// the room, checked before any work.
 NIBBLE_API QuantizeReport Quantize(const std::string& in, const std::string& out, const QuantizeOptions& options);
 
 struct DequantizeOptions {

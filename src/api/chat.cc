@@ -19,6 +19,7 @@
 #include "core/memory_probe.h"
 #include "model/kv_cache.h"
 #include "model/sampler.h"
+#include "io/text_file.h"
 #include "nibble/error.h"
 #include "tokenizer/chat_template.h"
 
@@ -31,20 +32,13 @@ using Clock = std::chrono::steady_clock;
 double Ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); }
 
 std::string ReadText(const std::string& path, std::string_view what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw IoError(fmt::format("{}: cannot open the {}", path, what));
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  return io::ReadRegularFile(path, what, io::kMaxPromptFileBytes);
 }
 
 // transformers' tokenizer_config.json "chat_template": a string, or a list of
 // {name, template} of which apply_chat_template uses "default".
 std::optional<std::string> TemplateFromTokenizerConfig(const fs::path& cfg_path) {
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(ReadText(cfg_path.string(), "tokenizer config"));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("{}: not valid JSON: {}", cfg_path.string(), e.what()));
-  }
+  const nlohmann::json cfg = io::ReadJsonObject(cfg_path.string(), "tokenizer config");
   const auto it = cfg.find("chat_template");
   if (it == cfg.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();
@@ -120,6 +114,9 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
   const ChatOptions& o = s.o;
   if (o.model_path.empty()) throw ConfigError("chat: option 'model' (-m) is required");
   if (o.ctx_size < 0) throw ConfigError(fmt::format("chat: option 'ctx' (-c) must be >= 0, got {}", o.ctx_size));
+  if (o.n_predict < -1)
+    throw ConfigError(fmt::format(
+        "chat: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
   const model::SamplerConfig sc = api::SamplerConfigFrom(o);
   s.summary.seed = sc.seed;
   s.sampler = std::make_unique<model::Sampler>(sc);  // validates before anything is loaded
@@ -129,6 +126,7 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
   lo.weights = api::ParseWeightDtype(o.weight_dtype);
   lo.int8_activations = o.int8_activations;
   lo.int8_classifier = o.int8_classifier;
+  lo.allow_nonfinite = o.allow_nonfinite;
   s.loaded = api::LoadModel(o.model_path, lo, s.ctx);
   for (auto& w : api::Int8OptionWarnings(*s.loaded, lo)) s.warnings.push_back(std::move(w));
   if (!o.template_path.empty()) {
@@ -204,6 +202,10 @@ ChatReply ChatSession::Send(std::string_view user_text) {
   int32_t prev = r.prompt_ids.back();
   r.stop_reason = StopReason::kNPredict;
   for (int64_t i = 0; s.o.n_predict < 0 || i < s.o.n_predict; ++i) {
+    if (s.o.should_stop && s.o.should_stop()) {
+      r.stop_reason = StopReason::kInterrupted;
+      break;
+    }
     const int32_t next = s.sampler->Sample(s.logits, history);
     if (s.EndsTurn(next)) {
       r.stop_reason = StopReason::kEos;

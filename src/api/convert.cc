@@ -19,6 +19,8 @@
 #include "io/safetensors.h"
 #include "kernels/convert.h"
 #include "kernels/error_stats.h"
+#include "kernels/nonfinite.h"
+#include "io/atomic_writer.h"
 #include "quant/registry.h"
 
 namespace nibble {
@@ -102,6 +104,9 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
   std::error_code ec;
   if (fs::exists(out, ec) && fs::exists(in, ec) && fs::equivalent(in, out, ec))
     throw ConfigError(fmt::format("{}: output is the same file as the input", out));
+  const io::Existing existing = options.overwrite ? io::Existing::kReplace : io::Existing::kRefuse;
+  if (!options.overwrite && fs::symlink_status(out, ec).type() != fs::file_type::not_found)
+    throw ConfigError(fmt::format("{}: already exists (pass --overwrite to replace it)", out));
 
   const api::ModelSource src = api::ModelSource::Open(in);
   CheckTarget(options, src.format(), out, out_gguf);
@@ -134,6 +139,7 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
     rep.num_converted += p.convert ? 1 : 0;
   }
   rep.num_tensors = tensors.size();
+  io::CheckFreeSpace(out, rep.out_tensor_bytes, "the converted tensors");
 
   kernels::ErrorStats stats;
   Tensor current;  // the converted tensor being written
@@ -141,6 +147,11 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
   auto producer = [&](size_t i) {
     return [&, i]() -> std::span<const uint8_t> {
       const SourceTensor& t = tensors[i];
+      if (!options.allow_nonfinite && IsFloat(t.dtype) &&
+          t.data.size() == DTypeBytes(t.dtype, static_cast<uint64_t>(t.shape.NumElems()))) {
+        const int64_t bad = kernels::FindNonFinite(ctx.num_threads(), t.dtype, t.data.data(), t.shape.NumElems());
+        if (bad >= 0) throw NonFiniteError(in, t.name, bad);
+      }
       std::span<const uint8_t> bytes = t.data;
       if (plans[i].convert) {
         ConvertTensor(ctx, t, in, plans[i], current, stats);
@@ -165,7 +176,7 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
     std::vector<io::GgufWriteTensor> wt;
     for (size_t i = 0; i < tensors.size(); ++i)
       wt.push_back({tensors[i].name, plans[i].storage, tensors[i].shape, {}, producer(i)});
-    io::WriteGguf(out, kv, wt);
+    io::WriteGguf(out, kv, wt, existing);
   } else {
     std::map<std::string, std::string> meta;
     if (src.safetensors() != nullptr) meta = src.safetensors()->metadata();
@@ -173,7 +184,7 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
     std::vector<io::SafetensorsWriteTensor> wt;
     for (size_t i = 0; i < tensors.size(); ++i)
       wt.push_back({tensors[i].name, plans[i].storage, tensors[i].shape, {}, producer(i)});
-    io::WriteSafetensors(out, wt, meta);
+    io::WriteSafetensors(out, wt, meta, existing);
   }
 
   rep.out_file_bytes = static_cast<uint64_t>(fs::file_size(out, ec));

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -16,7 +15,9 @@
 #include "api/model_source.h"
 #include "core/exec_context.h"
 #include "io/bnb_checkpoint.h"
+#include "io/atomic_writer.h"
 #include "io/safetensors.h"
+#include "io/text_file.h"
 #include "kernels/convert.h"
 #include "nibble/error.h"
 #include "nibble/quantize.h"
@@ -64,6 +65,17 @@ QuantizeReport Dequantize(const std::string& in, const std::string& out, const D
     for (const auto& [n, t] : by_name)
       if (n.starts_with(prefix + ".weight") || n == prefix + ".SCB") consumed.insert(n);
   }
+  // The output, before any work: an existing OUT or a full disk fails now.
+  api::HfDirWriter dir(out, o.overwrite, {in});
+  uint64_t planned = 0;
+  for (const auto& [name, t] : by_name) {
+    if (auto it = quantized.find(name); it != quantized.end()) {
+      planned += DTypeBytes(keep_dtype ? it->second.dtype : want, static_cast<uint64_t>(it->second.NumElems()));
+    } else if (!consumed.count(name)) {
+      planned += DTypeBytes(!keep_dtype && IsFloat(t->dtype) ? want : t->dtype, static_cast<uint64_t>(t->shape.NumElems()));
+    }
+  }
+  io::CheckFreeSpace(out, planned, "model.safetensors");
   std::vector<std::vector<uint8_t>> storage;
   storage.reserve(by_name.size());
   std::vector<io::SafetensorsWriteTensor> writes;
@@ -105,11 +117,9 @@ QuantizeReport Dequantize(const std::string& in, const std::string& out, const D
     ++r.num_tensors;
     if (o.progress) o.progress(++done, by_name.size(), name);
   }
-  api::HfDirWriter dir(out, o.overwrite);
   io::WriteSafetensors(dir.File("model.safetensors"), writes, {{"format", "pt"}});
   const fs::path d = fs::is_directory(in) ? fs::path(in) : fs::path(in).parent_path();
-  std::ifstream f(d / "config.json");
-  nlohmann::json config = nlohmann::json::parse(f, nullptr, false);
+  nlohmann::json config = io::ReadJsonObject((d / "config.json").string(), "config.json");
   config.erase("quantization_config");
   config.erase("dtype");
   config["torch_dtype"] = torch_dtype == DType::kBF16 ? "bfloat16" : (torch_dtype == DType::kF16 ? "float16" : "float32");

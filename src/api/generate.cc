@@ -105,6 +105,8 @@ std::string_view StopReasonName(StopReason r) {
       return "stop_string";
     case StopReason::kContextFull:
       return "context_full";
+    case StopReason::kInterrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -112,6 +114,9 @@ std::string_view StopReasonName(StopReason r) {
 GenerateReport Generate(const GenerateOptions& o) {
   CheckOptions(o);
   GenerateReport r;
+  if (o.n_predict < -1)
+    throw ConfigError(fmt::format(
+        "generate: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
   const model::SamplerConfig sc = api::SamplerConfigFrom(o);
   r.seed = sc.seed;
   model::Sampler sampler(sc);  // validates the sampling options before anything is loaded
@@ -122,6 +127,7 @@ GenerateReport Generate(const GenerateOptions& o) {
   lo.weights = api::ParseWeightDtype(o.weight_dtype);
   lo.int8_activations = o.int8_activations;
   lo.int8_classifier = o.int8_classifier;
+  lo.allow_nonfinite = o.allow_nonfinite;
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
   for (auto& w : api::Int8OptionWarnings(*loaded, lo)) r.warnings.push_back(std::move(w));
   const model::LlamaConfig& config = loaded->config;

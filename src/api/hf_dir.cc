@@ -2,69 +2,33 @@
 #include "api/hf_dir.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include "io/gguf.h"
+#include "io/text_file.h"
 #include "nibble/error.h"
 #include "tokenizer/hf_tokenizer_writer.h"
 
 namespace nibble::api {
 namespace fs = std::filesystem;
 
-HfDirWriter::HfDirWriter(std::string out_dir, bool overwrite) : out_(std::move(out_dir)), overwrite_(overwrite) {
-  while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
-  if (fs::exists(out_) && !overwrite_)
-    throw ConfigError(fmt::format("{}: already exists (pass --overwrite to replace it)", out_));
-  if (fs::exists(out_) && !fs::is_directory(out_))
-    throw ConfigError(fmt::format("{}: exists and is not a directory", out_));
-  tmp_ = fmt::format("{}.tmp-{}", out_, getpid());
-  std::error_code ec;
-  fs::remove_all(tmp_, ec);
-  fs::create_directories(tmp_, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot create directory: {}", tmp_, ec.message()));
-}
-
-HfDirWriter::~HfDirWriter() {
-  if (!committed_) {
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
-}
-
-std::string HfDirWriter::File(std::string_view name) const {
-  return (fs::path(tmp_) / std::string(name)).string();
-}
+HfDirWriter::HfDirWriter(std::string out_dir, bool overwrite, std::vector<std::string> inputs)
+    : dir_(std::move(out_dir), overwrite, std::move(inputs)) {}
 
 void HfDirWriter::WriteText(std::string_view name, std::string_view text) {
-  const std::string path = File(name);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  f.close();
-  if (!f) throw IoError(fmt::format("{}: cannot write", path));
+  dir_.WriteFile(name, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
   files_.emplace_back(name);
 }
 
 void HfDirWriter::CopyFrom(const std::string& src_path, std::string_view name) {
-  std::error_code ec;
-  fs::copy_file(src_path, File(name), fs::copy_options::overwrite_existing, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot copy to {}: {}", src_path, File(name), ec.message()));
-  files_.emplace_back(name);
+  const std::string text = io::ReadRegularFile(src_path, "tokenizer file", io::kMaxConfigFileBytes);
+  WriteText(name, text);
 }
 
 std::vector<std::string> HfDirWriter::Commit() {
-  std::error_code ec;
-  if (fs::exists(out_)) {
-    if (!overwrite_) throw ConfigError(fmt::format("{}: appeared while writing; not replaced", out_));
-    fs::remove_all(out_, ec);
-    if (ec) throw IoError(fmt::format("{}: cannot remove the old directory: {}", out_, ec.message()));
-  }
-  fs::rename(tmp_, out_, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot rename {} to it: {}", out_, tmp_, ec.message()));
-  committed_ = true;
+  dir_.Commit();
   return files_;
 }
 

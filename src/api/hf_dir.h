@@ -1,6 +1,6 @@
 // Writing a Hugging Face model directory (config.json, model.safetensors, tokenizer
-// files) atomically: everything goes into OUT.tmp-<pid> and is renamed to OUT at the
-// end, so an error leaves no half-written directory.
+// files) through io::AtomicDir: everything goes into a temporary directory beside OUT
+// and is exchanged with OUT at the end, so OUT is never half-written (see atomic_writer.h).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/model_source.h"
+#include "io/atomic_writer.h"
 #include "model/llama_config.h"
 #include "tokenizer/vocab.h"
 
@@ -16,22 +17,20 @@ namespace nibble::api {
 
 class HfDirWriter {
  public:
-  // ConfigError when `out_dir` exists (unless `overwrite`, which replaces it on Commit).
-  HfDirWriter(std::string out_dir, bool overwrite);
-  ~HfDirWriter();
-  HfDirWriter(const HfDirWriter&) = delete;
-  HfDirWriter& operator=(const HfDirWriter&) = delete;
+  // ConfigError when `out_dir` exists and is not empty (unless `overwrite`, which
+  // replaces it on Commit if io::CheckOverwriteTarget allows); `inputs` are the paths
+  // OUT must not hold.
+  HfDirWriter(std::string out_dir, bool overwrite, std::vector<std::string> inputs);
 
   // Path of `name` inside the temporary directory.
-  std::string File(std::string_view name) const;
+  std::string File(std::string_view name) const { return dir_.File(name); }
   void WriteText(std::string_view name, std::string_view text);
   void CopyFrom(const std::string& src_path, std::string_view name);
-  // Renames the temporary directory to OUT; returns the file names written.
+  // Puts the directory in place of OUT; returns the file names written.
   std::vector<std::string> Commit();
 
  private:
-  std::string out_, tmp_;
-  bool overwrite_ = false, committed_ = false;
+  io::AtomicDir dir_;
   std::vector<std::string> files_;
 };
 

@@ -4,13 +4,13 @@
 #include <algorithm>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "api/model_loader.h"
 #include "api/model_source.h"
 #include "core/dtype.h"
+#include "io/text_file.h"
 #include "nibble/inspect.h"
 
 namespace nibble {
@@ -87,10 +87,9 @@ void AddGgufArchitecture(const io::GgufFile& g, ModelInfo& info) {
 void AddHfConfig(const std::string& path, ModelInfo& info) {
   fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
   const fs::path cfg = dir / "config.json";
-  std::ifstream f(cfg);
-  if (!f) return;
-  nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) throw FormatError(fmt::format("{}: not a JSON object", cfg.string()));
+  const std::optional<nlohmann::json> parsed = io::ReadJsonObjectIfExists(cfg.string(), "config.json");
+  if (!parsed) return;
+  const nlohmann::json& j = *parsed;
   static constexpr std::string_view kFields[] = {
       "model_type", "architectures", "hidden_size", "intermediate_size", "num_hidden_layers",
       "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings",

@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cpu_features.h"
+#include "io/text_file.h"
 #include "kernels/convert.h"
+#include "kernels/nonfinite.h"
 #include "nibble/error.h"
 #include "quant/qgemv4_i8.h"
 #include "quant/registry.h"
@@ -66,6 +68,12 @@ struct GgufKeys {
                                   GgufValueTypeName(v), GgufValueToString(v)));
   }
   int64_t Int(const std::string& key) const { return Int(key, Require(key)); }
+  // A size: an integer >= 1 (0 would otherwise surface later as an unrelated error).
+  int64_t Positive(const std::string& key, int64_t v) const {
+    if (v < 1) throw ConfigError(fmt::format("{}: GGUF key '{}': expected a positive integer, got {}", g.source(), key, v));
+    return v;
+  }
+  int64_t Positive(const std::string& key) const { return Positive(key, Int(key)); }
   int64_t IntOr(const std::string& key, int64_t fallback) const {
     const io::GgufValue* v = Find(key);
     return v == nullptr ? fallback : Int(key, *v);
@@ -93,13 +101,14 @@ model::LlamaConfig ConfigFromGguf(const io::GgufFile& g) {
         fmt::format("{}: unsupported architecture: GGUF key 'general.architecture' is \"{}\", expected \"llama\"",
                     g.source(), arch));
   model::LlamaConfig c;
-  c.hidden_size = k.Int("llama.embedding_length");
-  c.intermediate_size = k.Int("llama.feed_forward_length");
-  c.num_hidden_layers = k.Int("llama.block_count");
-  c.num_attention_heads = k.Int("llama.attention.head_count");
-  c.num_key_value_heads = k.IntOr("llama.attention.head_count_kv", c.num_attention_heads);
+  c.hidden_size = k.Positive("llama.embedding_length");
+  c.intermediate_size = k.Positive("llama.feed_forward_length");
+  c.num_hidden_layers = k.Positive("llama.block_count");
+  c.num_attention_heads = k.Positive("llama.attention.head_count");
+  c.num_key_value_heads =
+      k.Positive("llama.attention.head_count_kv", k.IntOr("llama.attention.head_count_kv", c.num_attention_heads));
   c.head_dim = k.IntOr("llama.attention.key_length", 0);
-  c.max_position_embeddings = k.Int("llama.context_length");
+  c.max_position_embeddings = k.Positive("llama.context_length");
   c.rms_norm_eps = static_cast<float>(k.FloatOr("llama.attention.layer_norm_rms_epsilon", kGgufDefaultRmsEps));
   c.rope_theta = static_cast<float>(k.FloatOr("llama.rope.freq_base", kGgufDefaultRopeBase));
   if (const io::GgufValue* s = k.Find("llama.rope.scaling.type")) {
@@ -205,10 +214,9 @@ model::RopeScaling RopeScalingFromHf(const nlohmann::json& r, const char* field,
 model::LlamaConfig ConfigFromHf(const std::string& path) {
   const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
   const std::string cfg = (dir / "config.json").string();
-  std::ifstream f(cfg);
-  if (!f) throw ConfigError(fmt::format("{}: config.json is missing (needed for the architecture)", cfg));
-  const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) throw FormatError(fmt::format("{}: not a JSON object", cfg));
+  const std::optional<nlohmann::json> parsed = io::ReadJsonObjectIfExists(cfg, "config.json");
+  if (!parsed) throw ConfigError(fmt::format("{}: config.json is missing (needed for the architecture)", cfg));
+  const nlohmann::json& j = *parsed;
   auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   auto get_int = [&](const char* key) -> int64_t {
     if (!has(key)) throw ConfigError(fmt::format("{}: field '{}' is missing", cfg, key));
@@ -342,10 +350,10 @@ std::optional<io::QuantizationConfig> QuantConfigFromSource(const ModelSource& s
   if (src.format() != FileFormat::kSafetensors) return std::nullopt;
   const fs::path dir = fs::is_directory(src.path()) ? fs::path(src.path()) : fs::path(src.path()).parent_path();
   const std::string cfg = (dir / "config.json").string();
-  std::ifstream f(cfg);
-  if (!f) return std::nullopt;
-  const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("quantization_config") || j["quantization_config"].is_null()) return std::nullopt;
+  const std::optional<nlohmann::json> parsed = io::ReadJsonObjectIfExists(cfg, "config.json");
+  if (!parsed) return std::nullopt;
+  const nlohmann::json& j = *parsed;
+  if (!j.contains("quantization_config") || j["quantization_config"].is_null()) return std::nullopt;
   return io::ParseQuantizationConfig(j["quantization_config"], cfg);
 }
 
@@ -395,6 +403,14 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
     const auto lookup = [&](std::string_view name) -> std::optional<ConstTensorView> {
       auto it = by_hf_name.find(name);
       if (it == by_hf_name.end()) return std::nullopt;
+      const SourceTensor& t = *it->second;
+      // The source bytes, scanned once (this also faults in the mapped pages the first
+      // forward pass would read anyway); converted copies of finite values are finite.
+      if (!options.allow_nonfinite && IsFloat(t.dtype) &&
+          t.data.size() == DTypeBytes(t.dtype, static_cast<uint64_t>(t.shape.NumElems()))) {
+        const int64_t bad = kernels::FindNonFinite(ctx.num_threads(), t.dtype, t.data.data(), t.shape.NumElems());
+        if (bad >= 0) throw NonFiniteError(path, t.name, bad);
+      }
       return IsMatrix(name) ? MatrixView(*it->second, options.weights, path, ctx, m->owned)
                             : F32View(*it->second, path, ctx, m->owned);
     };

@@ -45,6 +45,9 @@ struct LoadOptions {
   // products): half the bytes of a bf16 classifier per token, like llama.cpp's Q8_0 output.
   // The embedding lookup keeps the dense table. Off by default (--int8-classifier).
   bool int8_classifier = false;
+  // Dense float weights are scanned at load and a NaN or infinity is a NonFiniteError
+  // naming the tensor and the index; true skips the scan (--allow-nonfinite).
+  bool allow_nonfinite = false;
 };
 
 // Everything a running model borrows from, kept together so the views stay valid:

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "kernels/convert.h"
+#include "io/text_file.h"
 #include "nibble/error.h"
 #include "quant/registry.h"
 
@@ -29,8 +30,10 @@ std::string_view FileFormatName(FileFormat f) {
 namespace {
 
 FileFormat Detect(const std::string& path) {
+  // stat's own reason (no such file, too many levels of symbolic links, permission
+  // denied), and a FIFO or device is refused before anything opens it.
+  io::CheckPathKind(path, "model", /*allow_dir=*/true);
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw IoError(fmt::format("{}: no such file or directory", path));
   if (fs::is_directory(path, ec)) return FileFormat::kSafetensors;
   const std::string ext = fs::path(path).extension().string();
   if (ext == ".json") return FileFormat::kSafetensors;  // a sharded index

@@ -14,18 +14,13 @@
 #include "api/model_loader.h"
 #include "core/memory_probe.h"
 #include "io/kld_file.h"
+#include "io/text_file.h"
 #include "model/kl_divergence.h"
 #include "model/perplexity.h"
 #include "nibble/error.h"
 
 namespace nibble {
 namespace {
-
-std::string ReadTextFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw IoError(fmt::format("{}: cannot open the text file (-f)", path));
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 
 void CheckOptions(const PerplexityOptions& o) {
   if (o.model_path.empty()) throw ConfigError("perplexity: option 'model' (-m) is required");
@@ -121,7 +116,7 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   if (compare) {
     ref = io::KldFile::Open(o.kl_divergence);
   } else {
-    text = ReadTextFile(o.text_path);
+    text = io::ReadRegularFile(o.text_path, "text file (-f)", io::kMaxTextFileBytes);
   }
 
   ExecContext ctx(o.num_threads);  // declared before `loaded`: its allocator owns converted weights
@@ -131,6 +126,7 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   lo.load_tokenizer = !compare;  // the reference file carries the token ids
   lo.int8_activations = o.int8_activations;
   lo.int8_classifier = o.int8_classifier;
+  lo.allow_nonfinite = o.allow_nonfinite;
   const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
 
   PerplexityReport r;

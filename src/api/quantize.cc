@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 
@@ -17,8 +16,11 @@
 #include "core/exec_context.h"
 #include "core/float_convert.h"
 #include "io/bnb_checkpoint.h"
+#include "io/atomic_writer.h"
 #include "io/safetensors.h"
+#include "io/text_file.h"
 #include "kernels/convert.h"
+#include "kernels/nonfinite.h"
 #include "nibble/error.h"
 #include "nibble/quantize.h"
 #include "quant/qtensor.h"
@@ -160,6 +162,21 @@ QuantizeReport Quantize(const std::string& in, const std::string& out, const Qua
   const bool meta_rope = cfg.rope_layout == kernels::RopeLayout::kAdjacentPairs;
   const int64_t Dh = cfg.HeadDim();
 
+  // ---- the output, before any work: an existing OUT or a full disk fails now ----
+  api::HfDirWriter dir(out, o.overwrite, {in});
+  uint64_t planned = 0;  // tensor bytes without scales: a lower bound of model.safetensors
+  for (const auto& [name, t] : by_name) {
+    const auto n = static_cast<uint64_t>(t->shape.NumElems());
+    if (quantize_it.count(name)) {
+      const bool four = spec.method == quant::QuantMethod::kNf4 || spec.method == quant::QuantMethod::kFp4 ||
+                        spec.method == quant::QuantMethod::kInt4;
+      planned += four ? (n + 1) / 2 : n;
+    } else {
+      planned += DTypeBytes(IsFloat(t->dtype) || quant::FindFormat(t->dtype) ? dense : t->dtype, n);
+    }
+  }
+  io::CheckFreeSpace(out, planned, "model.safetensors");
+
   Allocator& alloc = ctx.allocator();
   std::vector<std::unique_ptr<quant::QTensor>> qtensors;
   std::vector<OutTensor> dense_out;
@@ -169,6 +186,10 @@ QuantizeReport Quantize(const std::string& in, const std::string& out, const Qua
   uint64_t done = 0;
   for (const auto& [name, t] : by_name) {
     std::vector<float> v = SourceF32(ctx, *t, in);
+    if (!o.allow_nonfinite && !quantize_it.count(name)) {
+      const int64_t bad = kernels::FindNonFinite(ctx.num_threads(), DType::kF32, v.data(), static_cast<int64_t>(v.size()));
+      if (bad >= 0) throw NonFiniteError(in, name, bad);
+    }
     if (meta_rope && t->shape.rank() >= 1) {
       const int64_t cols = t->shape.rank() == 2 ? t->shape.dims()[1] : 1;
       if (name.find("self_attn.q_proj.") != std::string::npos)
@@ -228,15 +249,12 @@ QuantizeReport Quantize(const std::string& in, const std::string& out, const Qua
   }
 
   // ---- the directory ----
-  api::HfDirWriter dir(out, o.overwrite);
   io::WriteSafetensors(dir.File("model.safetensors"), writes, {{"format", "pt"}});
   const std::string torch_dtype = dense == DType::kBF16 ? "bfloat16" : (dense == DType::kF16 ? "float16" : "float32");
   nlohmann::json config;
   if (src.format() == FileFormat::kSafetensors) {
     const fs::path d = fs::is_directory(in) ? fs::path(in) : fs::path(in).parent_path();
-    std::ifstream f(d / "config.json");
-    config = nlohmann::json::parse(f, nullptr, false);
-    if (!config.is_object()) throw FormatError(fmt::format("{}: config.json is not a JSON object", d.string()));
+    config = io::ReadJsonObject((d / "config.json").string(), "config.json");
     config["torch_dtype"] = torch_dtype;
     config.erase("dtype");
   } else {

@@ -16,6 +16,8 @@
 // row-major (numpy/PyTorch) order, i.e. ne reversed.
 #pragma once
 
+#include "io/atomic_writer.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -111,6 +113,7 @@ struct GgufWriteTensor {
 // Writes a GGUF v3 file atomically (temp name, fsync, rename). `general.alignment`
 // in `kv`, if present, sets the alignment (default 32). Throws ShapeError/FormatError
 // for a dtype GGUF cannot hold or a size that does not match the shape.
-void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std::vector<GgufWriteTensor>& tensors);
+void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std::vector<GgufWriteTensor>& tensors,
+               Existing existing = Existing::kReplace);
 
 }  // namespace nibble::io

@@ -251,7 +251,7 @@ TEST(GgufWrite, RoundTripEveryTypeAlignment64) {
   TempDir dir;
   const std::string path = dir.File("rt.gguf");
   WriteGguf(path, c.kv, c.tensors);
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
   const GgufFile f = GgufFile::Open(path);
   EXPECT_EQ(f.version(), 3u);
   EXPECT_EQ(f.alignment(), 64u);
@@ -329,7 +329,7 @@ TEST(GgufWrite, RejectsWhatGgufCannotHold) {
   for (int i = 0; i <= kGgufMaxArrayDepth; ++i) deep = A(deep.type, {deep});
   EXPECT_THROW(WriteGguf(path, {{"k", deep}}, {}), FormatError);
   EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
 }
 
 // --- Goldens against gguf-py -----------------------------------------------------

@@ -142,7 +142,8 @@ uint64_t CheckTensor(const std::string& path, const GgufWriteTensor& t) {
 
 }  // namespace
 
-void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std::vector<GgufWriteTensor>& tensors) {
+void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std::vector<GgufWriteTensor>& tensors,
+               Existing existing) {
   ByteSink out;
   out.Put(kGgufMagic);
   out.Put(kGgufWriteVersion);
@@ -188,7 +189,7 @@ void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std
     offset += PadTo(num_bytes, alignment);
   }
 
-  AtomicWriter w(path);
+  AtomicWriter w(path, existing);
   w.Write(out.bytes());
   w.WriteZeros(static_cast<size_t>(PadTo(out.bytes().size(), alignment) - out.bytes().size()));
   for (size_t i = 0; i < tensors.size(); ++i) {

@@ -16,7 +16,8 @@
 namespace nibble::io {
 
 std::shared_ptr<MappedFile> MappedFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO opens at once (and is refused below) instead of blocking.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw IoError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -26,7 +27,8 @@ std::shared_ptr<MappedFile> MappedFile::Open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw IoError(fmt::format("{}: not a regular file", path));
+    throw IoError(fmt::format("{}: {}; expected a regular file", path,
+                              S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file (a FIFO, device or socket)"));
   }
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;

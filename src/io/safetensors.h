@@ -10,6 +10,8 @@
 // Sharded: model.safetensors.index.json = {"metadata": {...}, "weight_map": {tensor: shard file}}.
 #pragma once
 
+#include "io/atomic_writer.h"
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -93,8 +95,10 @@ struct SafetensorsWriteTensor {
 // Writes atomically (temp name, fsync, rename). Throws ShapeError when a tensor's
 // byte count does not match shape x dtype, FormatError for a dtype safetensors
 // cannot hold (tf32, packed types) or a duplicate name.
+// `existing`: what to do when `path` exists (kRefuse: ConfigError, also if it appears
+// while writing).
 void WriteSafetensors(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata);
+                      const std::map<std::string, std::string>& metadata, Existing existing = Existing::kReplace);
 
 // Writes shards of at most `max_shard_bytes` of tensor data plus
 // model.safetensors.index.json into `dir` (names model-0000i-of-0000n.safetensors).

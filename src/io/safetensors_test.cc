@@ -297,7 +297,7 @@ TEST(SafetensorsWriter, FailedWriteLeavesNoFile) {
   const std::vector<uint8_t> five(5), four(4);
   auto expect_nothing = [&] {
     EXPECT_FALSE(fs::exists(out));
-    EXPECT_FALSE(fs::exists(out + ".tmp"));
+    EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
   };
   EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {1}, five}}, {}), ShapeError);
   expect_nothing();
@@ -324,7 +324,7 @@ TEST(SafetensorsWriter, FailedWriteLeavesNoFile) {
     EXPECT_NE(std::string(e.what()).find("tensor 'b'"), std::string::npos) << e.what();
   }
   EXPECT_EQ(test::ReadFileBytes(out), before);
-  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
 }
 
 TEST(SafetensorsGolden, ReadsUpstreamFiles) {

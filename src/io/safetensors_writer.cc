@@ -83,11 +83,12 @@ std::string BuildHeader(const std::string& path, const std::vector<SafetensorsWr
 }
 
 void WriteValidated(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
-                    const std::vector<uint64_t>& sizes, const std::map<std::string, std::string>& metadata) {
+                    const std::vector<uint64_t>& sizes, const std::map<std::string, std::string>& metadata,
+                    Existing existing) {
   const std::string header = BuildHeader(path, tensors, sizes, metadata);
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  AtomicWriter out(path);
+  AtomicWriter out(path, existing);
   out.Write(length, sizeof(length));
   out.Write(header.data(), header.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -103,9 +104,9 @@ void WriteValidated(const std::string& path, const std::vector<SafetensorsWriteT
 }  // namespace
 
 void WriteSafetensors(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, Existing existing) {
   const auto sizes = ValidateTensors(path, tensors, metadata);
-  WriteValidated(path, tensors, sizes, metadata);
+  WriteValidated(path, tensors, sizes, metadata, existing);
 }
 
 void WriteSafetensorsSharded(const std::string& dir, const std::vector<SafetensorsWriteTensor>& tensors,
@@ -140,7 +141,7 @@ void WriteSafetensorsSharded(const std::string& dir, const std::vector<Safetenso
       part_sizes.push_back(sizes[i]);
       weight_map[tensors[i].name] = name;
     }
-    WriteValidated((fs::path(dir) / name).string(), part, part_sizes, metadata);
+    WriteValidated((fs::path(dir) / name).string(), part, part_sizes, metadata, Existing::kReplace);
   }
   // transformers: json.dumps(index, indent=2, sort_keys=True) + "\n".
   nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", std::move(weight_map)}};

@@ -44,13 +44,19 @@ void ApplyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> hi
 
 Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {
   const SamplerConfig& c = config_;
-  if (std::isnan(c.temperature)) throw ConfigError("sampler: 'temperature' is NaN");
+  if (!(c.temperature >= 0.0f) || !std::isfinite(c.temperature))
+    throw ConfigError(fmt::format("sampler: 'temperature' (--temp) must be finite and >= 0 (0 = greedy), got {}",
+                                  c.temperature));
+  if (c.top_k < 0) throw ConfigError(fmt::format("sampler: 'top_k' (--top-k) must be >= 0 (0 = off), got {}", c.top_k));
+  if (c.repeat_last_n < 0)
+    throw ConfigError(
+        fmt::format("sampler: 'repeat_last_n' (--repeat-last-n) must be >= 0 (0 = off), got {}", c.repeat_last_n));
   if (!(c.top_p >= 0.0f && c.top_p <= 1.0f))
-    throw ConfigError(fmt::format("sampler: 'top_p' must be in [0, 1], got {}", c.top_p));
+    throw ConfigError(fmt::format("sampler: 'top_p' (--top-p) must be in [0, 1], got {}", c.top_p));
   if (!(c.min_p >= 0.0f && c.min_p <= 1.0f))
-    throw ConfigError(fmt::format("sampler: 'min_p' must be in [0, 1], got {}", c.min_p));
+    throw ConfigError(fmt::format("sampler: 'min_p' (--min-p) must be in [0, 1], got {}", c.min_p));
   if (!(c.repeat_penalty > 0.0f) || !std::isfinite(c.repeat_penalty))
-    throw ConfigError(fmt::format("sampler: 'repeat_penalty' must be finite and > 0, got {}", c.repeat_penalty));
+    throw ConfigError(fmt::format("sampler: 'repeat_penalty' (--repeat-penalty) must be finite and > 0, got {}", c.repeat_penalty));
 }
 
 std::vector<Candidate> Sampler::Distribution(std::span<const float> logits, std::span<const int32_t> history) const {

@@ -12,12 +12,12 @@
 namespace nibble::model {
 
 struct SamplerConfig {
-  float temperature = 0.8f;     // <= 0: greedy (argmax, lowest id on ties)
-  int32_t top_k = 40;           // <= 0 or >= V: off
+  float temperature = 0.8f;     // >= 0; 0: greedy (argmax, lowest id on ties)
+  int32_t top_k = 40;           // >= 0; 0 or >= V: off
   float top_p = 0.95f;          // >= 1: off; keeps the smallest top set with mass >= top_p
   float min_p = 0.05f;          // <= 0: off; keeps p >= min_p · p_max
   float repeat_penalty = 1.0f;  // 1: off; positive logits / penalty, negative · penalty
-  int32_t repeat_last_n = 64;   // how many recent tokens the penalty looks at (<= 0: none)
+  int32_t repeat_last_n = 64;   // how many recent tokens the penalty looks at (>= 0; 0: none)
   uint64_t seed = 0;            // std::mt19937_64 seed: same seed, same draws, on any platform
 };
 

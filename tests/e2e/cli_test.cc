@@ -85,7 +85,7 @@ TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {
   EXPECT_EQ(CountLines(r.out), 1) << r.out;
   EXPECT_NE(r.out.find("GGUF cannot hold dtype f8_e4m3fn"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(out));
-  EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
+  EXPECT_EQ(CountTemporaries(dir.path()), 0);
 
   r = RunCliMerged("convert --dtype f17 a.gguf b.gguf");
   EXPECT_EQ(r.exit_code, 1);

@@ -27,4 +27,15 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Entries under `dir` (not recursive) that are nibble temporaries: "<OUT>.nibble-tmp-*"
+// being written, "<OUT>.nibble-old-*" being replaced. A finished or failed run leaves none.
+inline int CountTemporaries(const std::filesystem::path& dir) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    n += name.find(".nibble-tmp-") != std::string::npos || name.find(".nibble-old-") != std::string::npos;
+  }
+  return n;
+}
+
 }  // namespace nibble::test

@@ -4,8 +4,10 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
-#include <iostream>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 #include "sampling_flags.h"
 #include "nibble/chat.h"
 #include "nibble/error.h"
+#include "nibble/input.h"
 #include "progress.h"
 
 namespace nibble::cli {
@@ -22,7 +25,7 @@ namespace {
 struct ChatArgs {
   ChatOptions o;
   std::string prompt;  // -p: one-shot
-  std::optional<uint64_t> seed;
+  std::optional<std::string> seed_text;
   bool no_kv_reuse = false;
 };
 
@@ -32,16 +35,73 @@ void PrintTurnStats(const ChatReply& r) {
              StopReasonName(r.stop_reason));
 }
 
+// Ctrl-C, as chat CLIs do: during a reply it stops the reply and returns to the prompt;
+// at the prompt, or a second time during a reply, it ends the chat (with the summary).
+volatile std::sig_atomic_t g_sigint = 0;     // Ctrl-Cs since the last reply started
+volatile std::sig_atomic_t g_replying = 0;
+
+void OnSigint(int) {
+  g_sigint = g_sigint + 1;
+  if (g_replying && g_sigint >= 2) {  // the reply did not stop yet: end now
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+// One line from stdin with read(2), so Ctrl-C interrupts the wait (std::cin retries on
+// EINTR). nullopt at end of input or when Ctrl-C arrived while waiting.
+class LineReader {
+ public:
+  std::optional<std::string> Next() {
+    for (;;) {
+      if (const size_t nl = buf_.find('\n'); nl != std::string::npos) {
+        std::string line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+      }
+      if (eof_) {
+        if (buf_.empty()) return std::nullopt;
+        std::string line = std::move(buf_);
+        buf_.clear();
+        return line;
+      }
+      char chunk[4096];
+      const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof(chunk));
+      if (n < 0) {
+        if (errno == EINTR) {
+          if (g_sigint) return std::nullopt;
+          continue;
+        }
+        throw IoError(fmt::format("stdin: read failed: {}", std::strerror(errno)));
+      }
+      if (n == 0) {
+        eof_ = true;
+        continue;
+      }
+      buf_.append(chunk, static_cast<size_t>(n));
+      if (buf_.size() > kMaxPromptFileBytes)
+        throw IoError(fmt::format("stdin: a message longer than {} MiB", kMaxPromptFileBytes >> 20));
+    }
+  }
+
+ private:
+  std::string buf_;
+  bool eof_ = false;
+};
+
 int RunChat(ChatArgs& a) {
   ChatOptions& o = a.o;
-  o.seed = a.seed;
+  if (a.seed_text) o.seed = ParseSeed(*a.seed_text, "--seed");
   o.reuse_kv = !a.no_kv_reuse;
   o.on_piece = [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   };
+  o.should_stop = [] { return g_sigint != 0; };
   ChatSession chat(o);
   for (const auto& w : chat.warnings()) fmt::print(stderr, "nibble: warning: {}\n", w);
+  int rc = 0;
   if (!a.prompt.empty()) {
     const ChatReply r = chat.Send(a.prompt);
     fmt::print("\n");
@@ -49,30 +109,58 @@ int RunChat(ChatArgs& a) {
     PrintTurnStats(r);
   } else {
     const bool tty = isatty(STDIN_FILENO) != 0;
-    if (tty) fmt::print(stderr, "nibble chat: type a message; /reset clears the conversation, /exit or Ctrl-D ends.\n");
-    std::string line;
+    struct sigaction sa {};
+    sa.sa_handler = OnSigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: a read waiting at the prompt returns EINTR
+    struct sigaction old {};
+    ::sigaction(SIGINT, &sa, &old);
+    if (tty)
+      fmt::print(stderr,
+                 "nibble chat: type a message; /reset clears the conversation, /exit or Ctrl-D ends. Ctrl-C stops a "
+                 "reply; at the prompt it ends the chat.\n");
+    LineReader in;
     while (true) {
       if (tty) {
         fmt::print("> ");
         std::fflush(stdout);
       }
-      if (!std::getline(std::cin, line)) break;
-      if (line == "/exit") break;
-      if (line == "/reset") {
+      g_sigint = 0;
+      const std::optional<std::string> line = in.Next();
+      if (!line) {
+        if (g_sigint) {
+          fmt::print(stderr, "\n[interrupted]\n");
+          rc = 130;
+        }
+        break;
+      }
+      if (*line == "/exit") break;
+      if (*line == "/reset") {
         chat.Reset();
         fmt::print(stderr, "[conversation cleared]\n");
         continue;
       }
-      if (line.empty()) continue;
+      if (line->empty()) continue;
       try {
-        const ChatReply r = chat.Send(line);
+        g_replying = 1;
+        const ChatReply r = chat.Send(*line);
+        g_replying = 0;
         fmt::print("\n");
         std::fflush(stdout);
         PrintTurnStats(r);
-      } catch (const ConfigError& e) {  // e.g. the context is full: the user can /reset
+      } catch (const ConfigError& e) {  // e.g. the context is full
+        g_replying = 0;
         fmt::print(stderr, "nibble: error: {}\n", e.what());
+        // At a terminal the user can /reset and go on; from a pipe or file there is no
+        // one to do that, so the rest of the input is not fed to a full context.
+        if (!tty) {
+          rc = 1;
+          break;
+        }
+        fmt::print(stderr, "[type /reset to start a new conversation]\n");
       }
     }
+    ::sigaction(SIGINT, &old, nullptr);
   }
   const ChatSummary s = chat.Summary();
   const double gen_tps = s.generation_ms > 0 ? 1e3 * static_cast<double>(s.generated_tokens) / s.generation_ms : 0;
@@ -82,7 +170,7 @@ int RunChat(ChatArgs& a) {
              "tok/s | ctx {} | seed {} | peak RSS {} | peak alloc {}\n",
              s.turns, s.forwarded_tokens, prompt_tps, s.reused_tokens, s.generated_tokens, gen_tps, s.ctx_size,
              s.seed, HumanBytes(s.peak_rss_bytes), HumanBytes(s.peak_alloc_bytes));
-  return 0;
+  return rc;
 }
 
 }  // namespace
@@ -100,7 +188,7 @@ std::function<int()> AddChat(CLI::App& app) {
   cmd->add_option("-p,--prompt", args->prompt, "Answer this one message and exit (for scripts)");
   cmd->add_option("-n,--n-predict", o.n_predict, "Tokens per reply at most (-1: until end of turn or a full context)")
       ->capture_default_str();
-  AddSamplingFlags(cmd, o, args->seed);
+  AddSamplingFlags(cmd, o, args->seed_text);
   cmd->add_option("-c,--ctx", o.ctx_size,
                   "Context size in tokens for the whole conversation (default: the model's declared context, at "
                   "most 4096)");
@@ -112,7 +200,8 @@ std::function<int()> AddChat(CLI::App& app) {
       "  nibble chat -m model.gguf --system \"Answer briefly.\" --temp 0 -p \"What is the capital of France?\"\n"
       "  nibble chat -m assets/stories260K/stories260K.gguf --template chatml.jinja -n 32\n"
       "Replies go to stdout; per-reply tok/s and the summary line to stderr. In the loop, /reset clears the\n"
-      "conversation and /exit (or end of input) ends it.\n");
+      "conversation and /exit (or end of input) ends it. Ctrl-C stops a reply; at the prompt (or twice) it\n"
+      "ends the chat. Fed from a pipe, a full context is an error that ends the chat (exit 1).\n");
   return [args] { return RunChat(*args); };
 }
 

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "nibble/nibble.h"
 #include "progress.h"
 
@@ -13,7 +14,7 @@ namespace {
 struct ConvertArgs {
   std::string in, out, dtype;
   bool keep_norms_f32 = false;
-  bool progress = false;
+  bool progress = false, overwrite = false, allow_nonfinite = false;
   int threads = 0;
 };
 
@@ -24,6 +25,8 @@ int RunConvert(const ConvertArgs& a) {
   o.dtype = *dt;
   o.keep_norms_f32 = a.keep_norms_f32;
   o.num_threads = a.threads;
+  o.overwrite = a.overwrite;
+  o.allow_nonfinite = a.allow_nonfinite;
   ProgressBar bar("convert", a.progress || StderrIsTty());
   o.progress = [&bar](uint64_t done, uint64_t total, std::string_view name) { bar.Update(done, total, name); };
   const ConvertReport r = Convert(a.in, a.out, o);
@@ -53,8 +56,10 @@ std::function<int()> AddConvert(CLI::App& app) {
   cmd->add_option("IN", args->in, "safetensors file or directory, GGUF file, or llama2.c .bin")->required();
   cmd->add_option("OUT", args->out, "output .safetensors or .gguf (written atomically)")->required();
   cmd->add_flag("--keep-norms-f32", args->keep_norms_f32, "Keep normalisation weights (names with 'norm') in f32");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace OUT if it exists (atomically: the old file stays until the new one is complete)");
+  cmd->add_flag("--allow-nonfinite", args->allow_nonfinite, "Convert tensors holding NaN or infinity instead of refusing them");
   cmd->add_flag("--progress", args->progress, "Draw the progress bar even when stderr is not a terminal");
-  cmd->add_option("--threads", args->threads, "Threads (default: all cores)");
+  AddThreadsFlag(cmd, args->threads);
   cmd->footer(
       "Examples:\n"
       "  nibble convert --dtype bf16 assets/stories260K/stories260K.gguf /tmp/stories260K-bf16.gguf\n"

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "nibble/error.h"
 #include "nibble/generate.h"
 #include "nibble/inspect.h"
@@ -132,7 +133,7 @@ std::function<int()> AddDemo(CLI::App& app) {
                   "directory, else found from the executable's location)");
   cmd->add_option("--text", args->text,
                   "Text to score (default: ../tinystories-excerpt/tinystories_val_excerpt.txt beside the assets)");
-  cmd->add_option("--threads", args->threads, "Threads (default: all cores)");
+  AddThreadsFlag(cmd, args->threads);
   cmd->footer(
       "Examples:\n"
       "  nibble demo\n"

@@ -3,8 +3,6 @@
 #include <fmt/core.h>
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 
@@ -20,7 +18,7 @@ namespace {
 struct GenerateArgs {
   GenerateOptions o;
   std::string prompt_file;
-  std::optional<uint64_t> seed;
+  std::optional<std::string> seed_text;
   bool no_bos = false;
   bool verbose_prompt = false;
   bool json = false;
@@ -39,11 +37,9 @@ int RunGenerate(GenerateArgs& a) {
   GenerateOptions& o = a.o;
   if (!a.prompt_file.empty()) {
     if (!o.prompt.empty()) throw ConfigError("generate: give the prompt with -p or -f, not both");
-    std::ifstream f(a.prompt_file, std::ios::binary);
-    if (!f) throw IoError(fmt::format("{}: cannot open the prompt file (-f)", a.prompt_file));
-    o.prompt.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    o.prompt = ReadInputFile(a.prompt_file, "prompt file (-f)", kMaxPromptFileBytes);
   }
-  o.seed = a.seed;
+  if (a.seed_text) o.seed = ParseSeed(*a.seed_text, "--seed");
   if (a.no_bos) o.add_bos = false;
   // The prompt is echoed first, as llama.cpp does, then the generated text streams after
   // it; the echo waits for the model to load so an error is not preceded by the prompt.
@@ -90,7 +86,7 @@ std::function<int()> AddGenerate(CLI::App& app) {
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from FILE");
   cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS or the context is full)")
       ->capture_default_str();
-  AddSamplingFlags(cmd, o, args->seed);
+  AddSamplingFlags(cmd, o, args->seed_text);
   cmd->add_option("-c,--ctx", o.ctx_size,
                   "Context size in tokens (default: the model's declared context, at most 4096; more than "
                   "declared is allowed with a warning)");

@@ -1,17 +1,42 @@
 // nibble CLI entry point: parses the subcommand, runs it, turns errors into one line
 // on stderr and a non-zero exit code.
+#include <fcntl.h>
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <new>
+#include <system_error>
 #include <string>
 
 #include "commands.h"
 #include "nibble/nibble.h"
 
+namespace {
+
+// A closed stdin/stdout/stderr would hand its number to the next open(): a model file
+// or, worse, an output being written would then receive what is printed. /dev/null
+// opened read-only takes the place, so writes to a closed stdout still fail (EBADF) and
+// end in the write error below.
+void KeepStandardFdsOpen() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int got = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (got >= 0 && got != fd) {
+      ::dup2(got, fd);
+      ::close(got);
+    }
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  KeepStandardFdsOpen();
   CLI::App app{"nibble: make large language models small and cheap to run and fine-tune, on a CPU"};
   // --cpu caps the kernels (as NIBBLE_CPU does) before anything runs: applied while
   // parsing, ahead of --version (which reports the cap) and of the subcommand.
@@ -53,27 +78,47 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const nibble::Error& e) {  // a value checked while parsing (--threads, --cpu)
+    fmt::print(stderr, "nibble: error: {}\n", e.what());
+    return 1;
   }
+  int rc = 1;
   try {
-    if (app.got_subcommand("inspect")) return inspect();
-    if (app.got_subcommand("convert")) return convert();
-    if (app.got_subcommand("generate")) return generate();
-    if (app.got_subcommand("tokenize")) return tokenize();
-    if (app.got_subcommand("perplexity")) return perplexity();
-    if (app.got_subcommand("demo")) return demo();
-    if (app.got_subcommand("chat")) return chat();
-    if (app.got_subcommand("quantize")) return quantize();
-    if (app.got_subcommand("dequantize")) return dequantize();
-    if (app.got_subcommand("export")) return export_hf();
+    if (app.got_subcommand("inspect")) rc = inspect();
+    else if (app.got_subcommand("convert")) rc = convert();
+    else if (app.got_subcommand("generate")) rc = generate();
+    else if (app.got_subcommand("tokenize")) rc = tokenize();
+    else if (app.got_subcommand("perplexity")) rc = perplexity();
+    else if (app.got_subcommand("demo")) rc = demo();
+    else if (app.got_subcommand("chat")) rc = chat();
+    else if (app.got_subcommand("quantize")) rc = quantize();
+    else if (app.got_subcommand("dequantize")) rc = dequantize();
+    else if (app.got_subcommand("export")) rc = export_hf();
   } catch (const nibble::Error& e) {
+    std::fflush(stdout);
     fmt::print(stderr, "nibble: error: {}\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
     fmt::print(stderr, "nibble: error: out of memory\n");
     return 1;
+  } catch (const std::system_error& e) {  // fmt::print to a full or closed stdout
+    if (std::ferror(stdout)) {
+      fmt::print(stderr, "nibble: error: stdout: write failed: {}\n", e.code().message());
+    } else {
+      fmt::print(stderr, "nibble: error: {}\n", e.what());
+    }
+    return 1;
   } catch (const std::exception& e) {
+    std::fflush(stdout);
     fmt::print(stderr, "nibble: error: {}\n", e.what());
     return 1;
   }
-  return 1;
+  // What a command printed is its result: a full disk, a closed stdout or a broken pipe
+  // is an error (exit 1), not a silent success.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    fmt::print(stderr, "nibble: error: stdout: write failed: {}\n", std::strerror(errno != 0 ? errno : EIO));
+    return 1;
+  }
+  return rc;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "nibble/perplexity.h"
 #include "progress.h"
 
@@ -89,12 +90,14 @@ std::function<int()> AddPerplexity(CLI::App& app) {
                   "sliding window, a window every S tokens")
       ->capture_default_str();
   cmd->add_option("--chunks", o->max_chunks, "Score at most this many windows (0: all)")->capture_default_str();
-  cmd->add_option("--threads", o->num_threads, "Threads (default: all cores)");
+  AddThreadsFlag(cmd, o->num_threads);
   cmd->add_flag("--int8-activations", o->int8_activations,
                 "4-bit layers quantize activations to int8 per block of 64 (llama.cpp's arithmetic; see "
                 "docs/QUALITY.md for its cost)");
   cmd->add_flag("--int8-classifier", o->int8_classifier,
                 "Quantize the classifier at load to int8 per row (LLM.int8() without outliers)");
+  cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
+                "Load weights holding NaN or infinity instead of refusing them");
   cmd->add_option("--dtype", o->weight_dtype, "Weight matrices at load: auto (as stored), f32 or bf16")
       ->capture_default_str();
   cmd->add_option("--kl-divergence-base", o->kl_divergence_base,

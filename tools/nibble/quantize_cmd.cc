@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "nibble/nibble.h"
 #include "progress.h"
 
@@ -13,7 +14,7 @@ namespace {
 
 struct QuantizeArgs {
   std::string in, out, method = "nf4", compute_dtype = "float32", dtype = "auto", skip = "lm_head", format = "hf";
-  bool double_quant = false, overwrite = false, progress = false;
+  bool double_quant = false, overwrite = false, progress = false, allow_nonfinite = false;
   int64_t blocksize = 64;
   double threshold = 6.0;
   int threads = 0;
@@ -55,9 +56,15 @@ void PrintReport(const char* verb, const QuantizeArgs& a, const QuantizeReport& 
 
 // The flags every directory-writing command has.
 void AddOutputFlags(CLI::App* cmd, QuantizeArgs& a) {
-  cmd->add_flag("--overwrite", a.overwrite, "Replace OUT if it exists");
+  cmd->add_flag("--overwrite", a.overwrite,
+                "Replace OUT if it is a model directory nibble may replace (see README: what --overwrite may delete)");
   cmd->add_flag("--progress", a.progress, "Draw the progress bar even when stderr is not a terminal");
-  cmd->add_option("--threads", a.threads, "Threads (default: all cores)");
+  AddThreadsFlag(cmd, a.threads);
+}
+
+void AddNonfiniteFlag(CLI::App* cmd, QuantizeArgs& a) {
+  cmd->add_flag("--allow-nonfinite", a.allow_nonfinite,
+                "Write tensors holding NaN or infinity instead of refusing them (never the ones quantized)");
 }
 
 // Runs `call` with a per-tensor progress bar, then prints the report.
@@ -93,6 +100,7 @@ std::function<int()> AddQuantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "dtype of the unquantized tensors: auto | f32 | bf16 | f16")->capture_default_str();
   AddOutputFlags(cmd, *a);
+  AddNonfiniteFlag(cmd, *a);
   cmd->add_option("IN", a->in, "llama2.c .bin, GGUF file, or Hugging Face directory")->required();
   cmd->add_option("OUT", a->out, "output Hugging Face directory (written atomically)")->required();
   cmd->footer(
@@ -112,6 +120,7 @@ std::function<int()> AddQuantize(CLI::App& app) {
     o.threshold = a->threshold;
     o.skip_modules = SplitComma(a->skip);
     o.dtype = a->dtype;
+    o.allow_nonfinite = a->allow_nonfinite;
     return RunWithProgress("quantize", *a, o, [&](const QuantizeOptions& opt) { return Quantize(a->in, a->out, opt); });
   };
 }
@@ -123,6 +132,7 @@ std::function<int()> AddExport(CLI::App& app) {
   cmd->add_option("-m,--model", a->in, "llama2.c .bin, GGUF file, or Hugging Face directory")->required();
   cmd->add_option("--dtype", a->dtype, "auto | f32 | bf16 | f16")->capture_default_str();
   AddOutputFlags(cmd, *a);
+  AddNonfiniteFlag(cmd, *a);
   cmd->add_option("OUT", a->out, "output directory (written atomically)")->required();
   cmd->footer(
       "Examples:\n"
@@ -135,6 +145,7 @@ std::function<int()> AddExport(CLI::App& app) {
     QuantizeOptions o;
     o.method = "none";
     o.dtype = a->dtype;
+    o.allow_nonfinite = a->allow_nonfinite;
     return RunWithProgress("export", *a, o, [&](const QuantizeOptions& opt) { return Quantize(a->in, a->out, opt); });
   };
 }

@@ -2,13 +2,12 @@
 // llama-tokenize prints them (`  id -> 'piece'`; --ids: a Python-style list).
 #include <fmt/core.h>
 
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "commands.h"
 #include "nibble/error.h"
 #include "nibble/generate.h"
+#include "nibble/input.h"
 
 namespace nibble::cli {
 namespace {
@@ -53,9 +52,7 @@ int RunTokenize(TokenizeArgs& a) {
   if (a.model.empty() && a.tokenizer.empty()) throw ConfigError("tokenize: give -m MODEL or -t TOKENIZER");
   if (a.ids && a.json) throw ConfigError("tokenize: --ids and --json exclude each other");
   if (!a.prompt_file.empty()) {
-    std::ifstream f(a.prompt_file, std::ios::binary);
-    if (!f) throw IoError(fmt::format("{}: cannot open the prompt file (-f)", a.prompt_file));
-    a.prompt.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    a.prompt = ReadInputFile(a.prompt_file, "prompt file (-f)", kMaxTextFileBytes);
   }
   const TokenizeResult r = Tokenize(a.model, a.tokenizer, a.prompt, !a.no_bos, a.parse_special);
   if (a.ids) {
