@@ -36,6 +36,9 @@ struct PerplexityOptions {
   // kl_divergence: read a reference file and compare this model with it on the file's
   // own tokens and windows (text_path and ctx are then not used).
   std::string kl_divergence_base;
+  // Replace an existing kl_divergence_base file (never an input: the model's files, the
+  // text or the tokenizer are refused either way).
+  bool overwrite = false;
   std::string kl_divergence;
   int32_t kl_top_k = 0;  // reference storage: 0 = every log-prob on a u16 grid; K = top K + the rest as one bin
   // Called after each window with (windows done, windows total).

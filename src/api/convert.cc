@@ -102,8 +102,7 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
   if (!out_gguf && ext != ".safetensors")
     throw ConfigError(fmt::format("{}: output must end in .safetensors or .gguf, found '{}'", out, ext));
   std::error_code ec;
-  if (fs::exists(out, ec) && fs::exists(in, ec) && fs::equivalent(in, out, ec))
-    throw ConfigError(fmt::format("{}: output is the same file as the input", out));
+  io::CheckNotAnInput(out, {in});
   const io::Existing existing = options.overwrite ? io::Existing::kReplace : io::Existing::kRefuse;
   if (!options.overwrite && fs::symlink_status(out, ec).type() != fs::file_type::not_found)
     throw ConfigError(fmt::format("{}: already exists (pass --overwrite to replace it)", out));

@@ -91,7 +91,7 @@ TEST(Convert, QuantizedGgufTensorsAreDequantizedWithTheFormatRef) {
   wt.push_back({"a.weight", DType::kQ8_0, Shape{kRows, kCols}, packed[0]});
   wt.push_back({"b.weight", DType::kQ4_0, Shape{kRows, kCols}, packed[1]});
   const std::string in = dir.File("q.gguf");
-  io::WriteGguf(in, {}, wt);
+  io::WriteGguf(in, {}, wt, nibble::io::Existing::kReplace);
   ConvertOptions o;
   for (DType target : {DType::kF32, DType::kF16}) {
     o.dtype = target;

@@ -117,7 +117,7 @@ QuantizeReport Dequantize(const std::string& in, const std::string& out, const D
     ++r.num_tensors;
     if (o.progress) o.progress(++done, by_name.size(), name);
   }
-  io::WriteSafetensors(dir.File("model.safetensors"), writes, {{"format", "pt"}});
+  io::WriteSafetensors(dir.File("model.safetensors"), writes, {{"format", "pt"}}, io::Existing::kRefuse);
   const fs::path d = fs::is_directory(in) ? fs::path(in) : fs::path(in).parent_path();
   nlohmann::json config = io::ReadJsonObject((d / "config.json").string(), "config.json");
   config.erase("quantization_config");

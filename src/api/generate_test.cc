@@ -259,12 +259,12 @@ TEST(GenerateTest, UnsupportedArchitectureAndMissingKeysNameTheField) {
   const std::vector<io::GgufWriteTensor> tensors = {
       {"token_embd.weight", DType::kF32, Shape{2, 2}, {reinterpret_cast<const uint8_t*>(w.data()), 16}, {}}};
   io::WriteGguf(dir.File("gpt2.gguf"), {Kv("general.architecture", io::GgufType::kString, std::string("gpt2"))},
-                tensors);
+                tensors, nibble::io::Existing::kReplace);
   ExpectConfigError([&] { Generate(Greedy(dir.File("gpt2.gguf"))); }, {"general.architecture", "gpt2"});
   io::WriteGguf(dir.File("llama.gguf"),
                 {Kv("general.architecture", io::GgufType::kString, std::string("llama")),
                  Kv("llama.feed_forward_length", io::GgufType::kU32, uint64_t{8})},
-                tensors);
+                tensors, nibble::io::Existing::kReplace);
   ExpectConfigError([&] { Generate(Greedy(dir.File("llama.gguf"))); }, {"llama.embedding_length", "missing"});
 }
 

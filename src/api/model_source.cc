@@ -1,8 +1,12 @@
 // Format detection and opening of model files behind ModelSource.
 #include "api/model_source.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -37,11 +41,18 @@ FileFormat Detect(const std::string& path) {
   if (fs::is_directory(path, ec)) return FileFormat::kSafetensors;
   const std::string ext = fs::path(path).extension().string();
   if (ext == ".json") return FileFormat::kSafetensors;  // a sharded index
+  // O_NONBLOCK: a FIFO swapped in after the check above cannot block the open.
   uint8_t head[9] = {};
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw IoError(fmt::format("{}: cannot open for reading", path));
-  f.read(reinterpret_cast<char*>(head), sizeof(head));
-  const auto got = static_cast<size_t>(f.gcount());
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw IoError(fmt::format("{}: cannot open for reading: {}", path, std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw IoError(fmt::format("{}: the model is not a regular file", path));
+  }
+  const ssize_t n = ::pread(fd, head, sizeof(head), 0);
+  ::close(fd);
+  const auto got = static_cast<size_t>(n < 0 ? 0 : n);
   if (got >= 4 && std::memcmp(head, "GGUF", 4) == 0) return FileFormat::kGguf;
   if (ext == ".gguf") return FileFormat::kGguf;  // the parser reports the bad magic
   if (ext == ".safetensors" || (got == 9 && head[8] == '{')) return FileFormat::kSafetensors;

@@ -37,6 +37,13 @@ void CheckOptions(const PerplexityOptions& o) {
   if ((compare || !o.kl_divergence_base.empty()) && o.stride != 0)
     throw ConfigError(fmt::format(
         "perplexity: KL divergence uses llama.cpp's protocol: option 'stride' must be 0, got {}", o.stride));
+  if (!o.kl_divergence_base.empty()) {
+    io::CheckNotAnInput(o.kl_divergence_base, {o.model_path, o.text_path, o.tokenizer_path});
+    std::error_code ec;
+    if (!o.overwrite && std::filesystem::symlink_status(o.kl_divergence_base, ec).type() !=
+                            std::filesystem::file_type::not_found)
+      throw ConfigError(fmt::format("{}: already exists (pass --overwrite to replace it)", o.kl_divergence_base));
+  }
   if (o.kl_top_k < 0 || o.kl_top_k > static_cast<int32_t>(io::kKldMaxTopK))
     throw ConfigError(fmt::format("perplexity: option 'kl-top-k' must be in [0, {}], got {}", io::kKldMaxTopK,
                                   o.kl_top_k));
@@ -184,7 +191,7 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
     if (mo.max_chunks > 0) h.n_windows = std::min(h.n_windows, mo.max_chunks);
     h.bos_id = mo.bos_id;
     h.model = o.model_path.substr(0, 4096);
-    writer.emplace(o.kl_divergence_base, h,
+    writer.emplace(o.kl_divergence_base, o.overwrite ? io::Existing::kReplace : io::Existing::kRefuse, h,
                    std::span<const int32_t>(tokens.data(), static_cast<size_t>(h.n_windows * h.ctx)));
     const model::KldStorage storage = h.storage == 1 ? model::KldStorage::kTopK : model::KldStorage::kFull;
     // storage is captured by value: it goes out of scope before the run.

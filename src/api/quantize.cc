@@ -249,7 +249,7 @@ QuantizeReport Quantize(const std::string& in, const std::string& out, const Qua
   }
 
   // ---- the directory ----
-  io::WriteSafetensors(dir.File("model.safetensors"), writes, {{"format", "pt"}});
+  io::WriteSafetensors(dir.File("model.safetensors"), writes, {{"format", "pt"}}, io::Existing::kRefuse);
   const std::string torch_dtype = dense == DType::kBF16 ? "bfloat16" : (dense == DType::kF16 ? "float16" : "float32");
   nlohmann::json config;
   if (src.format() == FileFormat::kSafetensors) {

@@ -211,7 +211,7 @@ TEST(Quantize, BadInputLeavesNothingBehind) {
     size_t i = 0;
     for (const auto* t : ck.tensors()) w.push_back({t->name, t->dtype, t->shape, keep[i++]});
     fs::create_directories(dir.File("nan"));
-    io::WriteSafetensors(dir.File("nan/model.safetensors"), w, {});
+    io::WriteSafetensors(dir.File("nan/model.safetensors"), w, {}, nibble::io::Existing::kReplace);
     fs::copy_file(dir.File("plain/config.json"), dir.File("nan/config.json"));
     try {
       Quantize(dir.File("nan"), dir.File("nan-q"), ok);

@@ -149,7 +149,7 @@ std::string WriteStoriesVariant(const test::TempDir& tmp, const std::string& nam
     ts.push_back({"rope_freqs.weight", DType::kF32, Shape{static_cast<int64_t>(freqs.size())},
                   {reinterpret_cast<const uint8_t*>(freqs.data()), freqs.size() * sizeof(float)}, nullptr});
   const std::string path = tmp.File(name);
-  io::WriteGguf(path, kv, ts);
+  io::WriteGguf(path, kv, ts, nibble::io::Existing::kReplace);
   return path;
 }
 

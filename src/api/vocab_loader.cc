@@ -9,6 +9,7 @@
 #include "api/model_loader.h"
 #include "io/llama2c.h"
 #include "io/mapped_file.h"
+#include "io/text_file.h"
 #include "nibble/error.h"
 #include "tokenizer/hf_tokenizer.h"
 
@@ -99,6 +100,13 @@ bool IsTokenizerJson(const std::string& path, std::span<const uint8_t> b) {
   return last - first >= 2 && b[first] == '{' && b[last - 1] == '}';
 }
 
+// Tokenizer JSON is parsed into a DOM several times its size: bounded as config files are.
+void CheckJsonSize(const std::string& path, uint64_t bytes) {
+  if (bytes > io::kMaxConfigFileBytes)
+    throw IoError(fmt::format("{}: {} bytes, more than the limit of {} MiB for a tokenizer JSON file", path, bytes,
+                              io::kMaxConfigFileBytes >> 20));
+}
+
 // transformers keeps add_bos_token / bos_token and friends in tokenizer_config.json
 // next to tokenizer.json or tokenizer.model; they override what the tokenizer file says.
 void ApplySiblingTokenizerConfig(const std::string& tokenizer_path, Vocab* v) {
@@ -107,6 +115,7 @@ void ApplySiblingTokenizerConfig(const std::string& tokenizer_path, Vocab* v) {
   if (!fs::is_regular_file(cfg, ec)) return;
   const std::shared_ptr<io::MappedFile> file = io::MappedFile::Open(cfg.string());
   const std::span<const uint8_t> b = file->bytes();
+  CheckJsonSize(cfg.string(), b.size());
   tokenizer::ApplyTokenizerConfig(*v, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()),
                                   cfg.string());
 }
@@ -167,6 +176,7 @@ Vocab VocabFromFile(const std::string& path, std::optional<int64_t> vocab_size) 
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0) {
     v = VocabFromGguf(io::GgufFile::Open(path));
   } else if (IsTokenizerJson(path, bytes)) {
+    CheckJsonSize(path, bytes.size());
     v = tokenizer::VocabFromTokenizerJson(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
                                           path);
     ApplySiblingTokenizerConfig(path, &v);

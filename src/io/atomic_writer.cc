@@ -102,10 +102,28 @@ void FsyncDir(const std::string& dir) {
   if (rc != 0 && e != EINVAL) throw IoError(fmt::format("{}: fsync of the directory failed: {}", dir, Errno(e)));
 }
 
+// NIBBLE_TEST_RENAME_FALLBACK=1 makes renameat2 fail with EINVAL, as on a file system
+// without its flags, so the reliability suite runs the fallbacks end to end.
+bool ForceRenameFallback() {
+  static const bool on = [] {
+    const char* v = std::getenv("NIBBLE_TEST_RENAME_FALLBACK");
+    return v != nullptr && std::string_view(v) == "1";
+  }();
+  return on;
+}
+
+int Renameat2(const std::string& from, const std::string& to, unsigned flags) {
+  if (ForceRenameFallback()) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags);
+}
+
 // renameat2 with a fallback where the file system lacks the flag (EINVAL): for
 // RENAME_NOREPLACE link()+unlink() for files, a checked rename() for directories.
 int RenameNoReplace(const std::string& from, const std::string& to, bool is_dir) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (Renameat2(from, to, RENAME_NOREPLACE) == 0) return 0;
   if (errno != EINVAL && errno != ENOSYS) return -1;
   if (!is_dir) {
     if (::link(from.c_str(), to.c_str()) != 0) return -1;
@@ -118,6 +136,62 @@ int RenameNoReplace(const std::string& from, const std::string& to, bool is_dir)
     return -1;
   }
   return ::rename(from.c_str(), to.c_str());
+}
+
+// ---- what nibble may delete inside a directory it replaced or left behind --------------
+
+// Names a nibble or Hugging Face model directory holds and nibble may replace. Plain
+// comparisons only: the signal handler calls it.
+bool IsModelDirEntry(std::string_view n) {
+  static constexpr std::string_view kNames[] = {
+      "config.json",          "generation_config.json", "model.safetensors", "model.safetensors.index.json",
+      "tokenizer.json",       "tokenizer_config.json",  "tokenizer.model",   "special_tokens_map.json",
+      "added_tokens.json",    "chat_template.jinja"};
+  for (std::string_view k : kNames)
+    if (n == k) return true;
+  // model-00001-of-00003.safetensors
+  if (n.size() == std::string_view("model-00001-of-00003.safetensors").size() && n.starts_with("model-") &&
+      n.ends_with(".safetensors") && n.substr(11, 4) == "-of-") {
+    for (size_t i : {6u, 7u, 8u, 9u, 10u, 15u, 16u, 17u, 18u, 19u})
+      if (n[i] < '0' || n[i] > '9') return false;
+    return true;
+  }
+  return false;
+}
+
+// A model file, or a file writer's temporary of one ("model.safetensors.nibble-tmp-...").
+bool IsRemovableEntry(std::string_view n) {
+  const size_t t = n.find(".nibble-tmp-");
+  return IsModelDirEntry(t == std::string_view::npos ? n : n.substr(0, t));
+}
+
+// Removes the model files (IsRemovableEntry, regular files) of a directory nibble made or
+// replaced, then the directory. True when it is gone; false when something else is in it
+// (then it is left as it is, for the user to look at).
+bool RemoveModelDir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return errno == ENOENT;
+  const int dfd = ::dirfd(d);
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name(e->d_name);
+    if (name == "." || name == ".." || !IsRemovableEntry(name)) continue;
+    struct stat st {};
+    if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) ::unlinkat(dfd, e->d_name, 0);
+  }
+  ::closedir(d);
+  return ::rmdir(path.c_str()) == 0;
+}
+
+// flock on a temporary this process just created. Another process's stale-temporary
+// check may hold it for an instant: retried for up to a second.
+void LockTemporary(int fd, const std::string& path) {
+  for (int i = 0; i < 1000; ++i) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return;
+    if (errno != EWOULDBLOCK && errno != EINTR) break;
+    const struct timespec ms = {0, 1000000};
+    ::nanosleep(&ms, nullptr);
+  }
+  throw IoError(fmt::format("{}: cannot lock the temporary: {}", path, Errno(errno)));
 }
 
 // ---- signal cleanup -----------------------------------------------------------------
@@ -150,8 +224,8 @@ void RemoveFlatDirSignalSafe(const char* path) {
         unsigned short reclen;
         std::memcpy(&reclen, rec + 16, sizeof(reclen));
         const char* name = rec + 19;
-        if (!(name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))))
-          removed |= ::unlinkat(fd, name, 0) == 0;
+        if (reclen == 0) break;
+        if (IsRemovableEntry(name)) removed |= ::unlinkat(fd, name, 0) == 0;
         off += reclen;
       }
     }
@@ -161,8 +235,25 @@ void RemoveFlatDirSignalSafe(const char* path) {
   ::rmdir(path);
 }
 
+// The thread inside a Commit's rename or exchange (0: none). A signal handler on another
+// thread waits for it to finish (up to 2 s), so it never removes a directory by a name
+// that is being swapped; on the committing thread itself nothing is being swapped.
+std::atomic<long> g_committing_tid{0};
+
+struct CommitScope {
+  CommitScope() { g_committing_tid.store(::syscall(SYS_gettid)); }
+  ~CommitScope() { g_committing_tid.store(0); }
+};
+
 void CleanupOnSignal(int sig) {
   const int saved = errno;
+  const long self = ::syscall(SYS_gettid);
+  for (int i = 0; i < 2000; ++i) {
+    const long c = g_committing_tid.load();
+    if (c == 0 || c == self) break;
+    const struct timespec ms = {0, 1000000};
+    ::nanosleep(&ms, nullptr);
+  }
   for (Slot& s : g_slots) {
     if (s.state.load(std::memory_order_acquire) != 1) continue;
     if (s.dir) {
@@ -190,6 +281,7 @@ void InstallHandlers() {
     struct sigaction sa {};
     sa.sa_handler = CleanupOnSignal;
     sigemptyset(&sa.sa_mask);
+    for (int other : kSignals) sigaddset(&sa.sa_mask, other);  // no re-entry from a second signal
     sa.sa_flags = 0;
     ::sigaction(kSignals[i], &sa, nullptr);
   }
@@ -215,24 +307,6 @@ void UnregisterTemp(int& slot) {
 }
 
 // ---- the --overwrite rules -------------------------------------------------------------
-
-// Names a nibble or Hugging Face model directory holds and nibble may replace.
-bool IsModelDirEntry(std::string_view n) {
-  static constexpr std::string_view kNames[] = {
-      "config.json",          "generation_config.json", "model.safetensors", "model.safetensors.index.json",
-      "tokenizer.json",       "tokenizer_config.json",  "tokenizer.model",   "special_tokens_map.json",
-      "added_tokens.json",    "chat_template.jinja"};
-  for (std::string_view k : kNames)
-    if (n == k) return true;
-  // model-00001-of-00003.safetensors
-  if (n.size() == std::string_view("model-00001-of-00003.safetensors").size() && n.starts_with("model-") &&
-      n.ends_with(".safetensors") && n.substr(11, 4) == "-of-") {
-    for (size_t i : {6u, 7u, 8u, 9u, 10u, 15u, 16u, 17u, 18u, 19u})
-      if (n[i] < '0' || n[i] > '9') return false;
-    return true;
-  }
-  return false;
-}
 
 bool IsAncestorOrSelf(const fs::path& a, const fs::path& b) {  // both canonical
   auto ai = a.begin(), bi = b.begin();
@@ -287,6 +361,30 @@ std::string TempNameFor(const std::string& out, uint64_t nonce) {
 }
 
 void SetTempNonceForTesting(uint64_t first) { g_test_nonce.store(first); }
+
+void CheckNotAnInput(const std::string& out, const std::vector<std::string>& inputs) {
+  std::error_code ec;
+  const fs::path parent = fs::weakly_canonical(fs::absolute(out, ec).parent_path(), ec);
+  for (const std::string& in : inputs) {
+    if (in.empty()) continue;
+    std::error_code e1;
+    if (fs::exists(out, e1) && fs::exists(in, e1) && fs::equivalent(in, out, e1))
+      throw ConfigError(fmt::format("{}: is the input {}; write the output elsewhere", out, in));
+    fs::path dir;
+    if (fs::is_directory(in, e1)) {
+      dir = in;
+    } else if (std::string_view(in).ends_with(".index.json")) {
+      dir = fs::path(in).parent_path().empty() ? fs::path(".") : fs::path(in).parent_path();
+    } else {
+      continue;
+    }
+    // A new file beside the model's is harmless; replacing one of them is not.
+    const fs::path cdir = fs::canonical(dir, e1);
+    if (!e1 && !ec && fs::exists(fs::symlink_status(out, e1)) && IsAncestorOrSelf(cdir, parent))
+      throw ConfigError(fmt::format("{}: is a file of the input model directory {}; write the output elsewhere", out,
+                                    dir.string()));
+  }
+}
 
 void CheckOverwriteTarget(const std::string& out_in, const std::vector<std::string>& inputs) {
   const std::string out = StripSlashes(out_in);
@@ -395,7 +493,13 @@ std::vector<std::string> RemoveStaleTemporaries(const std::string& out_in) {
       if (S_ISDIR(st.st_mode)) {
         for (const fs::directory_entry& e : fs::directory_iterator(path, ec))
           if (e.is_regular_file(ec)) size += e.file_size(ec);
-        fs::remove_all(path, ec);
+        if (!RemoveModelDir(path)) {
+          notes.push_back(fmt::format("left {} in place: a temporary output of process {}, which no longer runs, "
+                                      "but it holds files nibble did not write",
+                                      path, pid));
+          ::close(fd);
+          continue;
+        }
       } else {
         size = static_cast<uint64_t>(st.st_size);
         if (::unlinkat(dfd, name.c_str(), 0) != 0) ec = std::error_code(errno, std::generic_category());
@@ -414,6 +518,7 @@ std::vector<std::string> RemoveStaleTemporaries(const std::string& out_in) {
 
 AtomicWriter::AtomicWriter(std::string path, Existing existing) : path_(std::move(path)), existing_(existing) {
   if (path_.empty()) throw ConfigError("output path is empty");
+  for (const std::string& note : RemoveStaleTemporaries(path_)) std::fprintf(stderr, "nibble: %s\n", note.c_str());
   struct stat st {};
   if (::lstat(path_.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) throw ConfigError(fmt::format("{}: is a directory; expected a file name", path_));
@@ -422,14 +527,20 @@ AtomicWriter::AtomicWriter(std::string path, Existing existing) : path_(std::mov
   } else if (errno != ENOENT) {
     throw IoError(fmt::format("{}: {}", path_, Errno(errno)));
   }
-  for (const std::string& note : RemoveStaleTemporaries(path_)) std::fprintf(stderr, "nibble: %s\n", note.c_str());
   for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
     tmp_path_ = TempNameFor(path_, NextNonce());
     fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0 && errno != EEXIST) throw IoError(fmt::format("{}: cannot create: {}", tmp_path_, Errno(errno)));
   }
   if (fd_ < 0) throw IoError(fmt::format("{}: cannot create a temporary beside it: 16 names were taken", path_));
-  ::flock(fd_, LOCK_EX | LOCK_NB);
+  try {
+    LockTemporary(fd_, tmp_path_);
+  } catch (...) {
+    ::unlink(tmp_path_.c_str());
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
   slot_ = RegisterTemp(tmp_path_, false);
   CrashPoint();
 }
@@ -470,6 +581,7 @@ void AtomicWriter::WriteZeros(size_t n) {
 void AtomicWriter::Commit() {
   if (::fsync(fd_) != 0) throw IoError(fmt::format("{}: fsync failed: {}", tmp_path_, Errno(errno)));
   CrashPoint();
+  CommitScope scope;
   if (existing_ == Existing::kRefuse) {
     if (RenameNoReplace(tmp_path_, path_, /*is_dir=*/false) != 0) {
       if (errno == EEXIST)
@@ -494,6 +606,8 @@ void AtomicWriter::Commit() {
 AtomicDir::AtomicDir(std::string out, bool overwrite, std::vector<std::string> inputs)
     : out_(StripSlashes(std::move(out))), inputs_(std::move(inputs)), overwrite_(overwrite) {
   if (out_.empty()) throw ConfigError("output directory path is empty");
+  // First, so an old output a crashed replacement moved aside is back before OUT is checked.
+  for (const std::string& note : RemoveStaleTemporaries(out_)) std::fprintf(stderr, "nibble: %s\n", note.c_str());
   struct stat st {};
   if (::lstat(out_.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode) && IsEmptyDir(out_)) {
@@ -509,7 +623,6 @@ AtomicDir::AtomicDir(std::string out, bool overwrite, std::vector<std::string> i
     const std::string last = fs::path(out_).filename().string();
     if (last == "." || last == "..") throw ConfigError(fmt::format("{}: give the output directory its own name", out_));
   }
-  for (const std::string& note : RemoveStaleTemporaries(out_)) std::fprintf(stderr, "nibble: %s\n", note.c_str());
   for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
     tmp_ = TempNameFor(out_, NextNonce());
     if (::mkdir(tmp_.c_str(), 0755) != 0) {
@@ -517,19 +630,27 @@ AtomicDir::AtomicDir(std::string out, bool overwrite, std::vector<std::string> i
       throw IoError(fmt::format("{}: cannot create directory: {}", tmp_, Errno(errno)));
     }
     fd_ = ::open(tmp_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd_ < 0) throw IoError(fmt::format("{}: cannot open the new directory: {}", tmp_, Errno(errno)));
+    if (fd_ < 0) {
+      const int e = errno;
+      ::rmdir(tmp_.c_str());
+      throw IoError(fmt::format("{}: cannot open the new directory: {}", tmp_, Errno(e)));
+    }
   }
   if (fd_ < 0) throw IoError(fmt::format("{}: cannot create a temporary beside it: 16 names were taken", out_));
-  ::flock(fd_, LOCK_EX | LOCK_NB);
+  try {
+    LockTemporary(fd_, tmp_);
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    ::rmdir(tmp_.c_str());
+    throw;
+  }
   slot_ = RegisterTemp(tmp_, true);
   CrashPoint();
 }
 
 AtomicDir::~AtomicDir() {
-  if (!committed_ && !tmp_.empty()) {
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
+  if (!committed_ && !tmp_.empty()) RemoveModelDir(tmp_);
   if (fd_ >= 0) ::close(fd_);
   UnregisterTemp(slot_);
 }
@@ -569,13 +690,17 @@ void AtomicDir::Commit() {
   struct stat st {};
   const bool exists = ::lstat(out_.c_str(), &st) == 0;
   if (!exists) {
-    if (RenameNoReplace(tmp_, out_, /*is_dir=*/true) != 0) {
-      if (errno == EEXIST || errno == ENOTEMPTY)
-        throw ConfigError(fmt::format("{}: appeared while writing; not replaced (pass --overwrite to replace it)", out_));
-      throw IoError(fmt::format("{}: cannot rename {} to it: {}", out_, tmp_, Errno(errno)));
+    {
+      CommitScope scope;
+      if (RenameNoReplace(tmp_, out_, /*is_dir=*/true) != 0) {
+        if (errno == EEXIST || errno == ENOTEMPTY)
+          throw ConfigError(
+              fmt::format("{}: appeared while writing; not replaced (pass --overwrite to replace it)", out_));
+        throw IoError(fmt::format("{}: cannot rename {} to it: {}", out_, tmp_, Errno(errno)));
+      }
+      committed_ = true;
+      UnregisterTemp(slot_);
     }
-    committed_ = true;
-    UnregisterTemp(slot_);
     CrashPoint();
     FsyncDir(parent);
     return;
@@ -588,36 +713,56 @@ void AtomicDir::Commit() {
   } else {
     CheckOverwriteTarget(out_, inputs_);
   }
+  // What was checked is what gets replaced: the same directory (device and inode).
+  auto same_as_checked = [&](const std::string& p) {
+    struct stat now {};
+    return ::lstat(p.c_str(), &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino;
+  };
   std::string old;
-  if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, out_.c_str(), RENAME_EXCHANGE) == 0) {
-    old = tmp_;  // the temporary's name now holds the old output
-  } else if (errno == EINVAL || errno == ENOSYS) {
-    // No RENAME_EXCHANGE on this file system: move the old one aside first. OUT is
-    // missing between these two renames (docs/ARCHITECTURE.md says so).
-    old = fmt::format("{}.nibble-old-{}-{:012x}", out_, ::getpid(), NextNonce() & 0xFFFFFFFFFFFFull);
-    UnregisterTemp(slot_);  // the temporary's name becomes OUT: a signal must not remove it
-    if (::rename(out_.c_str(), old.c_str()) != 0)
-      throw IoError(fmt::format("{}: cannot move the old directory aside: {}", out_, Errno(errno)));
-    CrashPoint();
-    if (::rename(tmp_.c_str(), out_.c_str()) != 0) {
-      const int e = errno;
-      ::rename(old.c_str(), out_.c_str());
-      throw IoError(fmt::format("{}: cannot rename {} to it: {}", out_, tmp_, Errno(e)));
+  {
+    CommitScope scope;
+    if (Renameat2(tmp_, out_, RENAME_EXCHANGE) == 0) {
+      old = tmp_;  // the temporary's name now holds the old output
+      if (!same_as_checked(old)) {
+        const int back = Renameat2(tmp_, out_, RENAME_EXCHANGE);
+        throw ConfigError(fmt::format("{}: was replaced by another directory while nibble checked it; {}", out_,
+                                      back == 0 ? "left as it was" : "the new output is at " + tmp_));
+      }
+    } else if (errno == EINVAL || errno == ENOSYS) {
+      // No RENAME_EXCHANGE on this file system: move the old one aside first. OUT is
+      // missing between these two renames (docs/ARCHITECTURE.md says so); a crash there
+      // leaves the old one under .nibble-old-, which the next run puts back.
+      old = fmt::format("{}.nibble-old-{}-{:012x}", out_, ::getpid(), NextNonce() & 0xFFFFFFFFFFFFull);
+      UnregisterTemp(slot_);  // the temporary's name becomes OUT: a signal must not remove it
+      if (::rename(out_.c_str(), old.c_str()) != 0)
+        throw IoError(fmt::format("{}: cannot move the old directory aside: {}", out_, Errno(errno)));
+      if (!same_as_checked(old)) {
+        ::rename(old.c_str(), out_.c_str());
+        throw ConfigError(fmt::format("{}: was replaced by another directory while nibble checked it; left as it was",
+                                      out_));
+      }
+      CrashPoint();
+      if (::rename(tmp_.c_str(), out_.c_str()) != 0) {
+        const int e = errno;
+        ::rename(old.c_str(), out_.c_str());
+        throw IoError(fmt::format("{}: cannot rename {} to it: {}", out_, tmp_, Errno(e)));
+      }
+      slot_ = RegisterTemp(old, true);
+    } else {
+      throw IoError(fmt::format("{}: cannot exchange it with {}: {}", out_, tmp_, Errno(errno)));
     }
-    slot_ = RegisterTemp(old, true);
-  } else {
-    throw IoError(fmt::format("{}: cannot exchange it with {}: {}", out_, tmp_, Errno(errno)));
+    committed_ = true;
   }
-  committed_ = true;
   CrashPoint();
   FsyncDir(parent);
-  // The old output (the temporary's slot now names it, so a signal still removes it).
-  std::error_code ec;
-  fs::remove_all(old, ec);
+  // The old output: only its model files are removed (the slot names it, so a signal
+  // removes the same ones). Anything else someone put there keeps the directory.
+  const bool removed = RemoveModelDir(old);
   UnregisterTemp(slot_);
   CrashPoint();
-  if (ec) std::fprintf(stderr, "nibble: warning: %s: could not remove the old output: %s\n", old.c_str(),
-                       ec.message().c_str());
+  if (!removed)
+    std::fprintf(stderr, "nibble: warning: %s: the old output was left there: it holds files nibble did not write\n",
+                 old.c_str());
   FsyncDir(parent);
 }
 

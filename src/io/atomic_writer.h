@@ -30,7 +30,7 @@ class AtomicWriter {
  public:
   // Throws ConfigError when OUT exists and `existing` is kRefuse, or OUT is a directory;
   // IoError when the temporary cannot be created.
-  explicit AtomicWriter(std::string path, Existing existing = Existing::kReplace);
+  AtomicWriter(std::string path, Existing existing);
   ~AtomicWriter();
   AtomicWriter(const AtomicWriter&) = delete;
   AtomicWriter& operator=(const AtomicWriter&) = delete;
@@ -87,6 +87,12 @@ class AtomicDir {
 // config.json and model.safetensors(.index.json); or one holding any entry nibble does
 // not write (model files, config and tokenizer files of a Hugging Face checkpoint).
 void CheckOverwriteTarget(const std::string& out, const std::vector<std::string>& inputs);
+
+// Refuses (ConfigError) an output file OUT that is one of `inputs`, or an existing file
+// inside an input that is a directory (a model directory: its shards, config, tokenizer)
+// or beside an input that is a "*.index.json" (a sharded checkpoint's files). Inputs that
+// do not exist are skipped.
+void CheckNotAnInput(const std::string& out, const std::vector<std::string>& inputs);
 
 // IoError when the file system holding OUT (or its parent, when OUT does not exist yet)
 // has fewer than `bytes` free for this user: "needs X for <what>, Y free".

@@ -72,7 +72,7 @@ TEST(AtomicWriter, SymlinksAtEveryTemporaryNameAreNeverFollowed) {
   // The first three names the writer will try are symlinks to the victim.
   for (uint64_t n = 1; n <= 3; ++n) fs::create_symlink(victim, TempNameFor(out, n));
   {
-    AtomicWriter w(out);
+    AtomicWriter w(out, Existing::kReplace);
     EXPECT_EQ(w.temp_path(), TempNameFor(out, 4));
     WriteAll(w, "new bytes");
     w.Commit();
@@ -88,7 +88,7 @@ TEST(AtomicWriter, SixteenTakenNamesIsAnErrorNotAWriteThroughALink) {
   Put(victim, "keep");
   NonceScope nonces(100);
   for (uint64_t n = 100; n < 116; ++n) fs::create_symlink(victim, TempNameFor(out, n));
-  EXPECT_THROW(AtomicWriter w(out), IoError);
+  EXPECT_THROW(AtomicWriter w(out, Existing::kReplace), IoError);
   EXPECT_EQ(Slurp(victim), "keep");
   EXPECT_FALSE(fs::exists(out));
 }
@@ -115,17 +115,17 @@ TEST(AtomicWriter, ReplaceSwapsTheWholeFileAndUncommittedWritersLeaveNothing) {
   const std::string out = dir.File("out.bin");
   Put(out, "old");
   {
-    AtomicWriter w(out);
+    AtomicWriter w(out, Existing::kReplace);
     WriteAll(w, "half");
     EXPECT_EQ(Slurp(out), "old");  // untouched until Commit
   }                                // destroyed without Commit
   EXPECT_EQ(Slurp(out), "old");
   EXPECT_EQ(CountTemporaries(dir.path().string()), 0);
-  AtomicWriter w(out);
+  AtomicWriter w(out, Existing::kReplace);
   WriteAll(w, "new");
   w.Commit();
   EXPECT_EQ(Slurp(out), "new");
-  EXPECT_THROW(AtomicWriter d(dir.path().string()), ConfigError);  // a directory is not a file name
+  EXPECT_THROW(AtomicWriter d(dir.path().string(), Existing::kReplace), ConfigError);  // a directory is not a file name
 }
 
 TEST(AtomicDir, SymlinkedTemporaryNamesAreSkippedAndExchangeReplacesTheOldDirectory) {
@@ -263,6 +263,42 @@ TEST(StaleTemporaries, AnOldOutputMovedAsideComesBackWhereOutIsMissing) {
   EXPECT_NE(notes[0].find("no longer runs"), std::string::npos) << notes[0];
   EXPECT_EQ(Slurp(out + "/model.safetensors"), "old");
   EXPECT_FALSE(fs::exists(aside));
+}
+
+// A stale directory (or an old output left after a replacement) is emptied of model
+// files only: something else in it keeps it, and the note says so.
+TEST(StaleTemporaries, ADirectoryHoldingOtherFilesIsLeftInPlace) {
+  TempDir dir;
+  const std::string out = dir.File("model");
+  const std::string stale = out + ".nibble-tmp-" + std::to_string(DeadPid()) + "-000000000abc";
+  MakeModelDir(stale, "x");
+  Put(stale + "/model.safetensors.nibble-tmp-1-ff", "half");  // a file writer's own temporary
+  Put(stale + "/notes.txt", "keep");
+  const auto notes = RemoveStaleTemporaries(out);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("left " + stale + " in place"), std::string::npos) << notes[0];
+  EXPECT_EQ(Slurp(stale + "/notes.txt"), "keep");
+  EXPECT_FALSE(fs::exists(stale + "/config.json"));
+  EXPECT_FALSE(fs::exists(stale + "/model.safetensors.nibble-tmp-1-ff"));
+}
+
+TEST(CheckNotAnInput, OutputsThatAreOrReplaceInputsAreRefused) {
+  TempDir dir;
+  MakeModelDir(dir.File("m"), "m");
+  Put(dir.File("text.txt"), "t");
+  auto refused = [&](const std::string& out, const std::vector<std::string>& inputs) {
+    try {
+      CheckNotAnInput(out, inputs);
+      return false;
+    } catch (const ConfigError&) {
+      return true;
+    }
+  };
+  EXPECT_TRUE(refused(dir.File("text.txt"), {dir.File("text.txt")}));
+  EXPECT_TRUE(refused(dir.File("m/model.safetensors"), {dir.File("m")}));
+  EXPECT_TRUE(refused(dir.File("m/config.json"), {dir.File("m/model.safetensors.index.json")}));
+  EXPECT_FALSE(refused(dir.File("m/new.safetensors"), {dir.File("m")}));  // a new file beside them
+  EXPECT_FALSE(refused(dir.File("out.kld"), {dir.File("m"), dir.File("text.txt"), "", dir.File("missing")}));
 }
 
 TEST(StaleTemporaries, OwnerIsReadOnlyFromNibbleNames) {

@@ -58,7 +58,7 @@ RawLookup LookupOf(const SafetensorsFile& f) {
 
 SafetensorsFile WriteAndOpen(const test::TempDir& dir, const std::vector<SafetensorsWriteTensor>& tensors) {
   const std::string path = dir.File("model.safetensors");
-  WriteSafetensors(path, tensors, {{"format", "pt"}});
+  WriteSafetensors(path, tensors, {{"format", "pt"}}, nibble::io::Existing::kReplace);
   return SafetensorsFile::Open(path);
 }
 

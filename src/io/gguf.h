@@ -114,6 +114,6 @@ struct GgufWriteTensor {
 // in `kv`, if present, sets the alignment (default 32). Throws ShapeError/FormatError
 // for a dtype GGUF cannot hold or a size that does not match the shape.
 void WriteGguf(const std::string& path, const std::vector<GgufKv>& kv, const std::vector<GgufWriteTensor>& tensors,
-               Existing existing = Existing::kReplace);
+               Existing existing);
 
 }  // namespace nibble::io

@@ -250,7 +250,7 @@ TEST(GgufWrite, RoundTripEveryTypeAlignment64) {
   const RoundTripContent c = MakeRoundTripContent();
   TempDir dir;
   const std::string path = dir.File("rt.gguf");
-  WriteGguf(path, c.kv, c.tensors);
+  WriteGguf(path, c.kv, c.tensors, nibble::io::Existing::kReplace);
   EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
   const GgufFile f = GgufFile::Open(path);
   EXPECT_EQ(f.version(), 3u);
@@ -280,7 +280,7 @@ TEST(GgufWrite, RewriteStories260KIsByteIdentical) {
   const GgufFile a = GgufFile::Open(src);
   TempDir dir;
   const std::string path = dir.File("rewrite.gguf");
-  WriteGguf(path, a.metadata(), ToWriteTensors(a));
+  WriteGguf(path, a.metadata(), ToWriteTensors(a), nibble::io::Existing::kReplace);
   ExpectSameFile(a, GgufFile::Open(path));
   // llama.cpp wrote the original with the same layout rules (kv order kept, header and
   // every tensor padded to 32), so nibble's output matches it byte for byte.
@@ -291,7 +291,7 @@ TEST(GgufWrite, RewriteVocabParsesTheSame) {
   const GgufFile a = GgufFile::Open(SharedData("tokenizer-llamacpp-vocab/ggml-vocab-llama-spm.gguf"));
   TempDir dir;
   const std::string path = dir.File("vocab.gguf");
-  WriteGguf(path, a.metadata(), {});
+  WriteGguf(path, a.metadata(), {}, nibble::io::Existing::kReplace);
   ExpectSameFile(a, GgufFile::Open(path));
 }
 
@@ -300,7 +300,7 @@ TEST(GgufWrite, RejectsWhatGgufCannotHold) {
   const std::string path = dir.File("bad.gguf");
   const std::vector<uint8_t> four(4);
   auto write = [&](DType dt, Shape shape, std::span<const uint8_t> data) {
-    WriteGguf(path, {}, {{"w", dt, shape, data}});
+    WriteGguf(path, {}, {{"w", dt, shape, data}}, nibble::io::Existing::kReplace);
   };
   EXPECT_THROW(write(DType::kTF32, Shape({1}), four), FormatError);
   EXPECT_THROW(write(DType::kF8E4M3FN, Shape({4}), four), FormatError);
@@ -316,18 +316,18 @@ TEST(GgufWrite, RejectsWhatGgufCannotHold) {
     EXPECT_NE(std::string(e.what()).find("'w'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("6 bytes"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(WriteGguf(path, {{"general.alignment", U(GgufType::kU32, 48)}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {{"general.alignment", U(GgufType::kU64, 64)}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {{"k", U(GgufType::kU8, 256)}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {{"k", I(GgufType::kI8, -129)}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {{"k", A(GgufType::kU8, {I(GgufType::kI8, 1)})}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {{"k", S("\xC0\xAF")}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {{"k", B(true)}, {"k", B(false)}}, {}), FormatError);
-  EXPECT_THROW(WriteGguf(path, {}, {{"w", DType::kF16, Shape({2}), four}, {"w", DType::kF16, Shape({2}), four}}),
+  EXPECT_THROW(WriteGguf(path, {{"general.alignment", U(GgufType::kU32, 48)}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"general.alignment", U(GgufType::kU64, 64)}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"k", U(GgufType::kU8, 256)}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"k", I(GgufType::kI8, -129)}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"k", A(GgufType::kU8, {I(GgufType::kI8, 1)})}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"k", S("\xC0\xAF")}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"k", B(true)}, {"k", B(false)}}, {}, nibble::io::Existing::kReplace), FormatError);
+  EXPECT_THROW(WriteGguf(path, {}, {{"w", DType::kF16, Shape({2}), four}, {"w", DType::kF16, Shape({2}), four}}, nibble::io::Existing::kReplace),
                FormatError);
   GgufValue deep = B(true);
   for (int i = 0; i <= kGgufMaxArrayDepth; ++i) deep = A(deep.type, {deep});
-  EXPECT_THROW(WriteGguf(path, {{"k", deep}}, {}), FormatError);
+  EXPECT_THROW(WriteGguf(path, {{"k", deep}}, {}, nibble::io::Existing::kReplace), FormatError);
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
 }
@@ -397,7 +397,7 @@ TEST(GgufGolden, RewriteOfGgufPyFileIsByteIdentical) {
   const GgufFile f = GgufFile::Open(path);
   TempDir dir;
   const std::string out = dir.File("again.gguf");
-  WriteGguf(out, f.metadata(), ToWriteTensors(f));
+  WriteGguf(out, f.metadata(), ToWriteTensors(f), nibble::io::Existing::kReplace);
   EXPECT_TRUE(ReadFileBytes(out) == ReadFileBytes(path));
 }
 
@@ -408,10 +408,10 @@ TEST(GgufGolden, NibbleWrittenFile) {
   const RoundTripContent c = MakeRoundTripContent();
   TempDir dir;
   const std::string fresh = dir.File("nibble_written.gguf");
-  WriteGguf(fresh, c.kv, c.tensors);
+  WriteGguf(fresh, c.kv, c.tensors, nibble::io::Existing::kReplace);
   const std::string golden = Golden("gguf/nibble_written.gguf");
   const char* regen = std::getenv("NIBBLE_REGEN_GOLDENS");
-  if (regen != nullptr && std::string(regen) == "1") WriteGguf(golden, c.kv, c.tensors);
+  if (regen != nullptr && std::string(regen) == "1") WriteGguf(golden, c.kv, c.tensors, nibble::io::Existing::kReplace);
   EXPECT_TRUE(ReadFileBytes(fresh) == ReadFileBytes(golden));
 }
 

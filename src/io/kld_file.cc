@@ -136,8 +136,9 @@ KldRecord KldFile::Record(int64_t i, std::vector<uint16_t>& codes, std::vector<i
   return rec;
 }
 
-KldWriter::KldWriter(const std::string& path, const KldHeader& header, std::span<const int32_t> tokens)
-    : out_(path), header_(header) {
+KldWriter::KldWriter(const std::string& path, Existing existing, const KldHeader& header,
+                     std::span<const int32_t> tokens)
+    : out_(path, existing), header_(header) {
   ValidateKldHeader(header, path);
   if (static_cast<int64_t>(tokens.size()) != header.n_windows * header.ctx)
     throw ConfigError(fmt::format("{}: {} tokens given for {} windows of {}", path, tokens.size(), header.n_windows,

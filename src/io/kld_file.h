@@ -89,7 +89,7 @@ class KldFile {
 // record; Commit() checks the count and renames the temporary into place.
 class KldWriter {
  public:
-  KldWriter(const std::string& path, const KldHeader& header, std::span<const int32_t> tokens);
+  KldWriter(const std::string& path, Existing existing, const KldHeader& header, std::span<const int32_t> tokens);
   void Write(const KldRecord& r);
   void Commit();
 

@@ -41,7 +41,7 @@ std::vector<int32_t> Tokens(const KldHeader& h) {
 std::string WriteSample(const test::TempDir& dir, uint32_t storage) {
   const KldHeader h = SmallHeader(storage);
   const std::string path = dir.File(storage == 0 ? "full.kld" : "topk.kld");
-  KldWriter w(path, h, Tokens(h));
+  KldWriter w(path, Existing::kReplace, h, Tokens(h));
   for (int64_t i = 0; i < h.NumRecords(); ++i) {
     std::vector<uint16_t> codes;
     for (int j = 0; j < h.n_vocab; ++j) codes.push_back(static_cast<uint16_t>(100 * i + j));
@@ -188,7 +188,7 @@ TEST(KldFile, WriterLeavesNothingBehindWhenIncomplete) {
   const KldHeader h = SmallHeader(0);
   const std::string path = dir.File("partial.kld");
   {
-    KldWriter w(path, h, Tokens(h));
+    KldWriter w(path, Existing::kReplace, h, Tokens(h));
     std::vector<uint16_t> codes(7, 1);
     KldRecord r;
     r.codes = codes;
@@ -199,8 +199,8 @@ TEST(KldFile, WriterLeavesNothingBehindWhenIncomplete) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "the temporary is removed too";
   KldHeader bad = h;
   bad.n_vocab = 0;
-  EXPECT_THROW(KldWriter(dir.File("x.kld"), bad, {}), ConfigError);
-  EXPECT_THROW(KldWriter(dir.File("y.kld"), h, std::vector<int32_t>(5)), ConfigError);
+  EXPECT_THROW(KldWriter(dir.File("x.kld"), Existing::kRefuse, bad, {}), ConfigError);
+  EXPECT_THROW(KldWriter(dir.File("y.kld"), Existing::kRefuse, h, std::vector<int32_t>(5)), ConfigError);
 }
 
 }  // namespace

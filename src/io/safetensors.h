@@ -98,13 +98,15 @@ struct SafetensorsWriteTensor {
 // `existing`: what to do when `path` exists (kRefuse: ConfigError, also if it appears
 // while writing).
 void WriteSafetensors(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata, Existing existing = Existing::kReplace);
+                      const std::map<std::string, std::string>& metadata, Existing existing);
 
 // Writes shards of at most `max_shard_bytes` of tensor data plus
 // model.safetensors.index.json into `dir` (names model-0000i-of-0000n.safetensors).
 // Tensors fill shards in the order given; one larger than the limit gets a shard
 // of its own. Each shard carries `metadata`; the index holds
 // {"metadata": {"total_size": <tensor bytes>}, "weight_map": {...}} as transformers writes.
+// `dir` is meant to be an AtomicDir's temporary (the directory as a whole is atomic
+// there); each file goes through AtomicWriter and a name already in `dir` is an error.
 void WriteSafetensorsSharded(const std::string& dir, const std::vector<SafetensorsWriteTensor>& tensors,
                              const std::map<std::string, std::string>& metadata, uint64_t max_shard_bytes);
 

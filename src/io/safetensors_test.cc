@@ -177,7 +177,7 @@ TEST(SafetensorsWriter, HeaderMatchesUpstreamLayout) {
   // compact JSON, padded with spaces to a multiple of 8 bytes.
   test::TempDir dir;
   const std::vector<uint8_t> data = {1, 2, 3, 4};
-  WriteSafetensors(dir.File("a.safetensors"), {{"a", DType::kF32, {1}, data}}, {{"k", "v"}});
+  WriteSafetensors(dir.File("a.safetensors"), {{"a", DType::kF32, {1}, data}}, {{"k", "v"}}, nibble::io::Existing::kReplace);
   const auto bytes = test::ReadFileBytes(dir.File("a.safetensors"));
   const std::string header = R"({"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
   const size_t padded = (header.size() + 7) / 8 * 8;
@@ -213,7 +213,7 @@ TEST(SafetensorsWriter, RoundTripsEveryDType) {
   for (size_t i = 0; i < tensors.size(); ++i) tensors[i].data = buffers[i];
   const std::map<std::string, std::string> meta = {{"format", "pt"}, {"ünï", "✓"}};
   const std::string path = dir.File("all.safetensors");
-  WriteSafetensors(path, tensors, meta);
+  WriteSafetensors(path, tensors, meta, nibble::io::Existing::kReplace);
 
   const auto f = SafetensorsFile::Open(path);
   EXPECT_EQ(f.metadata(), meta);
@@ -299,26 +299,26 @@ TEST(SafetensorsWriter, FailedWriteLeavesNoFile) {
     EXPECT_FALSE(fs::exists(out));
     EXPECT_EQ(test::CountTemporaries(dir.path()), 0);
   };
-  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {1}, five}}, {}), ShapeError);
+  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {1}, five}}, {}, nibble::io::Existing::kReplace), ShapeError);
   expect_nothing();
-  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {-1}, four}}, {}), ShapeError);
+  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {-1}, four}}, {}, nibble::io::Existing::kReplace), ShapeError);
   expect_nothing();
-  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kTF32, {1}, four}}, {}), FormatError);
+  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kTF32, {1}, four}}, {}, nibble::io::Existing::kReplace), FormatError);
   expect_nothing();
   const std::vector<uint8_t> block(18);  // one q4_0 block
-  EXPECT_THROW(WriteSafetensors(out, {{"q", DType::kQ4_0, {32}, block}}, {}), FormatError);
+  EXPECT_THROW(WriteSafetensors(out, {{"q", DType::kQ4_0, {32}, block}}, {}, nibble::io::Existing::kReplace), FormatError);
   expect_nothing();
-  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {1}, four}, {"a", DType::kF32, {1}, four}}, {}), FormatError);
+  EXPECT_THROW(WriteSafetensors(out, {{"a", DType::kF32, {1}, four}, {"a", DType::kF32, {1}, four}}, {}, nibble::io::Existing::kReplace), FormatError);
   expect_nothing();
-  EXPECT_THROW(WriteSafetensors(out, {{"__metadata__", DType::kF32, {1}, four}}, {}), FormatError);
+  EXPECT_THROW(WriteSafetensors(out, {{"__metadata__", DType::kF32, {1}, four}}, {}, nibble::io::Existing::kReplace), FormatError);
   expect_nothing();
   EXPECT_THROW(WriteSafetensorsSharded(dir.File("sharded"), {{"a", DType::kF32, {2}, four}}, {}, 100), ShapeError);
   EXPECT_FALSE(fs::exists(dir.File("sharded")));
   // A failed write leaves an existing file as it was.
-  WriteSafetensors(out, {{"a", DType::kF32, {1}, four}}, {});
+  WriteSafetensors(out, {{"a", DType::kF32, {1}, four}}, {}, nibble::io::Existing::kReplace);
   const auto before = test::ReadFileBytes(out);
   try {
-    WriteSafetensors(out, {{"b", DType::kF32, {2}, four}}, {});
+    WriteSafetensors(out, {{"b", DType::kF32, {2}, four}}, {}, nibble::io::Existing::kReplace);
     ADD_FAILURE() << "expected ShapeError";
   } catch (const ShapeError& e) {
     EXPECT_NE(std::string(e.what()).find("tensor 'b'"), std::string::npos) << e.what();
@@ -397,7 +397,7 @@ TEST(SafetensorsGolden, NibbleWrittenFilesMatchCheckedIn) {
     for (size_t i = 0; i < tensors.size(); ++i) tensors[i].data = buffers[i];
     const std::string golden = test::Golden("safetensors/" + stem + ".safetensors");
     const std::string out = regen ? golden : dir.File(stem + ".safetensors");
-    WriteSafetensors(out, tensors, manifest["metadata"].get<std::map<std::string, std::string>>());
+    WriteSafetensors(out, tensors, manifest["metadata"].get<std::map<std::string, std::string>>(), Existing::kReplace);
     if (regen) {
       const std::string text = manifest.dump(1) + "\n";
       test::WriteFileBytes(test::Golden("safetensors/" + stem + ".json"), {text.begin(), text.end()});

@@ -141,12 +141,12 @@ void WriteSafetensorsSharded(const std::string& dir, const std::vector<Safetenso
       part_sizes.push_back(sizes[i]);
       weight_map[tensors[i].name] = name;
     }
-    WriteValidated((fs::path(dir) / name).string(), part, part_sizes, metadata, Existing::kReplace);
+    WriteValidated((fs::path(dir) / name).string(), part, part_sizes, metadata, Existing::kRefuse);
   }
   // transformers: json.dumps(index, indent=2, sort_keys=True) + "\n".
   nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", std::move(weight_map)}};
   const std::string text = index.dump(2) + "\n";
-  AtomicWriter out((fs::path(dir) / "model.safetensors.index.json").string());
+  AtomicWriter out((fs::path(dir) / "model.safetensors.index.json").string(), Existing::kRefuse);
   out.Write(text.data(), text.size());
   out.Commit();
 }

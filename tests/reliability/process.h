@@ -27,7 +27,7 @@ struct ProcOptions {
   std::vector<std::string> env;           // "NAME=value" added to the environment
   std::string stdin_path = "/dev/null";   // ignored when `stdin_pipe`
   bool stdin_pipe = false;                // the test writes stdin through Proc::Write
-  std::string stdout_path;                // empty: captured; "-" : closed
+  std::string stdout_path;                // empty: captured; "-": closed; "|": a pipe nobody reads
   double timeout_s = 60;                  // then SIGKILL and timed_out
 };
 
@@ -44,10 +44,22 @@ class Proc {
   Proc(const std::vector<std::string>& argv, const ProcOptions& o) : o_(o) {
     out_file_ = dir_.File("stdout");
     err_file_ = dir_.File("stderr");
+    signal(SIGPIPE, SIG_IGN);  // the test writing to a child that exited gets EPIPE, not death
     int in_pipe[2] = {-1, -1};
     if (o.stdin_pipe && pipe(in_pipe) != 0) std::abort();
+    int broken[2] = {-1, -1};
+    if (o.stdout_path == "|") {
+      if (pipe(broken) != 0) std::abort();
+      close(broken[0]);  // no reader from the start: the child's writes get EPIPE / SIGPIPE
+    }
     pid_ = fork();
     if (pid_ == 0) {
+      // As a user's shell starts it, whatever runs the suite (a background job ignores
+      // SIGINT, nohup ignores SIGHUP): default dispositions, nothing blocked.
+      for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, SIG_DFL);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
       if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) _exit(126);
       for (const std::string& e : o.env) putenv(const_cast<char*>(e.c_str()));
       const int in = o.stdin_pipe ? in_pipe[0] : open(o.stdin_path.c_str(), O_RDONLY);
@@ -57,6 +69,8 @@ class Proc {
       dup2(err, 2);
       if (o.stdout_path == "-") {
         close(1);
+      } else if (o.stdout_path == "|") {
+        dup2(broken[1], 1);
       } else {
         const std::string p = o.stdout_path.empty() ? out_file_ : o.stdout_path;
         const int out = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -73,6 +87,7 @@ class Proc {
       close(in_pipe[0]);
       stdin_fd_ = in_pipe[1];
     }
+    if (broken[1] >= 0) close(broken[1]);
     start_ = std::chrono::steady_clock::now();
   }
   ~Proc() {

@@ -199,6 +199,40 @@ TEST(Overwrite, ConvertNeedsTheFlagToReplaceAFile) {
   EXPECT_GT(ReadBytes(out).size(), f16.size());
 }
 
+// The other file writers: the KL-divergence reference keeps an existing file unless
+// --overwrite, and never replaces an input; convert never replaces a model directory's file.
+TEST(Overwrite, NoWriterReplacesAnInput) {
+  TempDir t;
+  fs::copy_file(Gguf(), t.File("m.gguf"));
+  fs::copy_file(Text(), t.File("text.txt"));
+  const std::string model = ReadBytes(t.File("m.gguf")), text = ReadBytes(t.File("text.txt"));
+  auto ppl = [&](const std::string& base, bool overwrite) {
+    std::vector<std::string> a = {"perplexity", "-m", t.File("m.gguf"), "-f", t.File("text.txt"), "-c", "64",
+                                  "--chunks", "2", "--kl-divergence-base", base};
+    if (overwrite) a.push_back("--overwrite");
+    return Nibble(a);
+  };
+  ExpectOneError(ppl(t.File("m.gguf"), true), "is the input", "--kl-divergence-base MODEL");
+  ExpectOneError(ppl(t.File("text.txt"), true), "is the input", "--kl-divergence-base TEXT");
+  EXPECT_EQ(ReadBytes(t.File("m.gguf")), model);
+  EXPECT_EQ(ReadBytes(t.File("text.txt")), text);
+  ASSERT_EQ(ppl(t.File("ref.kld"), false).exit_code, 0);
+  const std::string kld = ReadBytes(t.File("ref.kld"));
+  ExpectOneError(ppl(t.File("ref.kld"), false), "already exists (pass --overwrite", "--kl-divergence-base again");
+  EXPECT_EQ(ReadBytes(t.File("ref.kld")), kld);
+  EXPECT_EQ(ppl(t.File("ref.kld"), true).exit_code, 0);
+  // convert --overwrite IN_DIR IN_DIR/model.safetensors.
+  ASSERT_EQ(Nibble({"export", "-m", Bin(), t.File("hf")}).exit_code, 0);
+  const Snapshot hf = Snap(t.File("hf"));
+  ExpectOneError(Nibble({"convert", "--overwrite", "--dtype", "bf16", t.File("hf"), t.File("hf/model.safetensors")}),
+                 "is a file of the input model directory", "convert DIR DIR/model.safetensors");
+  EXPECT_EQ(Snap(t.File("hf")), hf);
+  ExpectOneError(Nibble({"convert", "--overwrite", "--dtype", "bf16", t.File("hf/model.safetensors"),
+                         t.File("hf/model.safetensors")}),
+                 "is the input", "convert FILE FILE");
+  EXPECT_EQ(Snap(t.File("hf")), hf);
+}
+
 // ---- 2. unique temporaries: symlinks at the old names, concurrent writers ------------
 
 TEST(Temporaries, SymlinksAtTheOldFixedNamesAreNotFollowed) {
@@ -398,54 +432,62 @@ std::vector<long> SamplePoints(long n) {
 
 class Crash : public ::testing::TestWithParam<CrashCase> {};
 
-// After each kill: OUT is absent, the complete old output or the complete new one (and
-// then `nibble inspect` loads it), and nothing else appears beside it but temporaries.
-// The next run removes the temporaries, says so, and writes the new output.
-TEST_P(Crash, Kill9AtEveryStageLeavesOldOrNewOrNothing) {
-  const CrashCase& c = GetParam();
+// `fallback`: NIBBLE_TEST_RENAME_FALLBACK=1, a file system without renameat2's flags:
+// files are linked then unlinked, and a directory is replaced by moving the old one aside
+// (".nibble-old-") and the new one in; a crash between the two leaves OUT missing and the
+// old one aside, which the next run puts back.
+void Kill9Loop(const CrashCase& c, bool fallback) {
   TempDir t;
-  const std::string ref = t.File(c.dir ? "ref" : std::string("ref.") + (c.args == ConvertGguf ? "gguf" : "safetensors"));
-  const std::string out = t.File(c.dir ? "work/out" : std::string("work/out.") + (c.args == ConvertGguf ? "gguf" : "safetensors"));
+  const std::string ext = c.dir ? "" : std::string(".") + (c.args == ConvertGguf ? "gguf" : "safetensors");
+  const std::string ref = t.File("ref" + ext);
+  const std::string out = t.File("work/out" + ext);
+  const std::vector<std::string> env_fallback =
+      fallback ? std::vector<std::string>{"NIBBLE_TEST_RENAME_FALLBACK=1"} : std::vector<std::string>{};
   std::string old_ref;
   Snapshot old_snap;
   if (c.old_args != nullptr) {
-    old_ref = t.File(c.dir ? "old" : "old.safetensors");
+    old_ref = t.File("old" + ext);
     ASSERT_EQ(Nibble(c.old_args(old_ref)).exit_code, 0);
     old_snap = Snap(old_ref);
+    fs::copy(old_ref, ref);  // counted as it will run: replacing the old output
   }
   const std::string count_file = t.File("count");
   ProcOptions counting;
-  counting.env = {"NIBBLE_CRASH_COUNT=" + count_file};
-  ProcResult r = Nibble(c.args(ref, false), counting);
+  counting.env = env_fallback;
+  counting.env.push_back("NIBBLE_CRASH_COUNT=" + count_file);
+  ProcResult r = Nibble(c.args(ref, c.old_args != nullptr), counting);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const Snapshot new_snap = Snap(ref);
   const long points = std::atol(ReadBytes(count_file).c_str());
   ASSERT_GT(points, 5) << "crash points not counted";
   const fs::path work = fs::path(out).parent_path();
 
-  auto setup = [&] {
+  int saw_old = 0, saw_new = 0, saw_absent = 0, saw_aside = 0, left_temporaries = 0;
+  for (const long k : SamplePoints(points)) {
+    SCOPED_TRACE(std::string(c.name) + (fallback ? " (rename fallback)" : "") + " killed at crash point " +
+                 std::to_string(k) + " of " + std::to_string(points));
     fs::remove_all(work);
     fs::create_directories(work);
-    if (c.old_args != nullptr) {
-      if (c.dir) {
-        fs::copy(old_ref, out);
-      } else {
-        fs::copy_file(old_ref, out);
-      }
-    }
-  };
-  int saw_old = 0, saw_new = 0, saw_absent = 0, left_temporaries = 0;
-  for (const long k : SamplePoints(points)) {
-    SCOPED_TRACE(std::string(c.name) + " killed at crash point " + std::to_string(k) + " of " + std::to_string(points));
-    setup();
+    if (c.old_args != nullptr) fs::copy(old_ref, out);
     ProcOptions crash;
-    crash.env = {"NIBBLE_CRASH_AT=" + std::to_string(k)};
+    crash.env = env_fallback;
+    crash.env.push_back("NIBBLE_CRASH_AT=" + std::to_string(k));
     r = Nibble(c.args(out, c.old_args != nullptr), crash);
     ASSERT_EQ(r.signal, SIGKILL) << "exit " << r.exit_code << "\n" << r.err;
     const Snapshot s = Snap(out);
+    bool old_aside = false;
+    for (const auto& e : fs::directory_iterator(work)) {
+      const std::string name = e.path().filename().string();
+      EXPECT_TRUE(e.path() == out || Has(name, ".nibble-tmp-") || Has(name, ".nibble-old-")) << name;
+      old_aside |= Has(name, ".nibble-old-") && Snap(e.path().string()) == old_snap;
+    }
     if (s.empty()) {
       ++saw_absent;
-      EXPECT_TRUE(c.old_args == nullptr) << "the old output is gone";
+      // Only the fallback has an instant without OUT, and the complete old one is aside.
+      if (c.old_args != nullptr) {
+        EXPECT_TRUE(fallback && old_aside) << "the old output is gone";
+        saw_aside += old_aside;
+      }
     } else if (c.old_args != nullptr && s == old_snap) {
       ++saw_old;
     } else if (s == new_snap) {
@@ -456,26 +498,34 @@ TEST_P(Crash, Kill9AtEveryStageLeavesOldOrNewOrNothing) {
     if (!s.empty()) {
       EXPECT_EQ(Nibble({"inspect", "--no-tensors", out}).exit_code, 0);
     }
-    for (const auto& e : fs::directory_iterator(work)) {
-      const std::string name = e.path().filename().string();
-      EXPECT_TRUE(e.path() == out || Has(name, ".nibble-tmp-") || Has(name, ".nibble-old-")) << name;
-    }
     const int temps = CountTemporaries(work);
     left_temporaries += temps > 0;
-    // The next run: removes them with a message, then writes the new output.
-    r = Nibble(c.args(out, true));
+    // The next run: removes them with a message (or puts the old one back), then
+    // writes the new output.
+    ProcOptions next;
+    next.env = env_fallback;
+    r = Nibble(c.args(out, true), next);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     if (temps > 0) {
-      EXPECT_TRUE(Has(r.err, "no longer runs")) << r.err;
+      EXPECT_TRUE(Has(r.err, "no longer runs") || Has(r.err, "restored " + out)) << r.err;
     }
     EXPECT_EQ(CountTemporaries(work), 0);
     EXPECT_EQ(Snap(out), new_snap);
   }
-  // The sample covers the three states that are possible.
+  // The sample covers the states that are possible.
   EXPECT_GT(saw_new, 0);
   EXPECT_GT(c.old_args ? saw_old : saw_absent, 0);
+  if (fallback && c.dir && c.old_args) {
+    EXPECT_GT(saw_aside, 0);
+  }
   EXPECT_GT(left_temporaries, 0);
 }
+
+// After each kill: OUT is absent, the complete old output or the complete new one (and
+// then `nibble inspect` loads it), and nothing else appears beside it but temporaries.
+// The next run removes the temporaries, says so, and writes the new output.
+TEST_P(Crash, Kill9AtEveryStageLeavesOldOrNewOrNothing) { Kill9Loop(GetParam(), /*fallback=*/false); }
+TEST_P(Crash, Kill9WithoutRenameExchangeLeavesOldOrNewOrOldAside) { Kill9Loop(GetParam(), /*fallback=*/true); }
 
 // Ctrl-C and SIGTERM: the handler removes the temporaries before the process dies of
 // the signal; OUT is again old, new or absent.
@@ -576,28 +626,34 @@ TEST(Durability, EveryFileTheNewDirectoryAndItsParentAreFsyncedBeforeAndAfterThe
     std::ifstream f(log);
     for (std::string line; std::getline(f, line);) lines.push_back(line);
   }
-  auto index_of = [&](const std::string& what) {
-    for (size_t i = 0; i < lines.size(); ++i)
-      if (Has(lines[i], what)) return static_cast<long>(i);
-    return -1L;
-  };
-  const long rename = index_of("renameat2(");
-  ASSERT_GE(rename, 0) << "no renameat2 in the trace";
+  // The directory's own rename onto "out" (model.safetensors has one inside it first).
+  long rename = -1;
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (Has(lines[i], "renameat2(") && Has(lines[i], "\"" + t.File("out") + "\"")) rename = static_cast<long>(i);
+  ASSERT_GE(rename, 0) << "no renameat2 onto out in the trace";
   for (const char* f : {"config.json>", "model.safetensors", "tokenizer.json>", "tokenizer_config.json>"}) {
     bool synced = false;
     for (long k = 0; k < rename; ++k) synced |= Has(lines[k], "fsync(") && Has(lines[k], f);
     EXPECT_TRUE(synced) << f << " not fsynced before the rename";
   }
-  // The temporary directory itself before the rename, the parent after it.
+  // The temporary directory itself after its last file and before the rename (so the
+  // directory entries of every file are durable), the parent after the rename.
+  long last_file = -1;
   bool tmp_dir = false, parent = false;
   for (long k = 0; k < rename; ++k) {
     // "fsync(3</dir/out.nibble-tmp-123-abc>) = 0": no '/' after the temporary's name.
     const size_t at = lines[k].find("out.nibble-tmp-");
-    tmp_dir |= Has(lines[k], "fsync(") && at != std::string::npos && lines[k].find('/', at) == std::string::npos;
+    if (!Has(lines[k], "fsync(") || at == std::string::npos) continue;
+    if (lines[k].find('/', at) != std::string::npos) {
+      last_file = k;
+      tmp_dir = false;
+    } else {
+      tmp_dir = last_file >= 0;
+    }
   }
   for (size_t k = static_cast<size_t>(rename) + 1; k < lines.size(); ++k)
     parent |= Has(lines[k], "fsync(") && Has(lines[k], "<" + t.path().string() + ">");
-  EXPECT_TRUE(tmp_dir) << "the new directory was not fsynced before the rename";
+  EXPECT_TRUE(tmp_dir) << "the new directory was not fsynced after its last file and before the rename";
   EXPECT_TRUE(parent) << "the parent directory was not fsynced after the rename";
 }
 
@@ -672,7 +728,8 @@ TEST(Inputs, FilesPastTheStatedLimitAreRefusedNamingIt) {
 // ---- 7. write errors on stdout -----------------------------------------------------------
 
 TEST(Stdout, AFullOrClosedStdoutIsAnError) {
-  for (const char* dest : {"/dev/full", "-"}) {
+  // A full disk, a closed stdout, and a reader that went away (`| head -1`).
+  for (const char* dest : {"/dev/full", "-", "|"}) {
     for (const std::vector<std::string>& a :
          std::vector<std::vector<std::string>>{{"tokenize", "-m", Gguf(), "-p", "Once upon a time"},
                                                {"generate", "-m", Gguf(), "-p", "Once", "-n", "8"},
@@ -681,6 +738,7 @@ TEST(Stdout, AFullOrClosedStdoutIsAnError) {
       ProcOptions o;
       o.stdout_path = dest;
       const ProcResult r = Nibble(a, o);
+      EXPECT_EQ(r.signal, 0) << a[0] << " > " << dest << " died of a signal";
       EXPECT_EQ(r.exit_code, 1) << a[0] << " > " << dest << "\n" << r.err;
       EXPECT_TRUE(Has(r.err, "stdout")) << a[0] << " > " << dest << "\n" << r.err;
     }
@@ -725,7 +783,7 @@ TEST(NonFinite, NanAndInfWeightsAreRefusedNamingTensorAndElement) {
       ts.push_back({x.name, x.dtype, x.shape, data[i], nullptr});
     }
     ASSERT_GE(where, 0);
-    io::WriteGguf(t.File("inf.gguf"), g.metadata(), ts);
+    io::WriteGguf(t.File("inf.gguf"), g.metadata(), ts, nibble::io::Existing::kReplace);
     ExpectOneError(Nibble({"generate", "-m", t.File("inf.gguf"), "-p", "Once", "-n", "4"}),
                    "element " + std::to_string(where), "generate inf.gguf");
   }
@@ -762,7 +820,9 @@ TEST(Chat, CtrlCStopsTheReplyAndAtThePromptEndsTheChat) {
   for (int attempt = 0; attempt < 5 && !stopped_a_reply; ++attempt) {
     ProcOptions o;
     o.stdin_pipe = true;
-    Proc p(Cmd({"chat", "-m", Gguf(), "--template", Chatml(), "-n", "-1", "--temp", "1", "--seed", "3"}), o);
+    Proc p(Cmd({"chat", "-m", Gguf(), "--template", Chatml(), "-n", "-1", "--temp", "1", "--seed",
+                std::to_string(3 + attempt)}),
+           o);
     p.Write("Once upon a time\n");
     const auto t0 = std::chrono::steady_clock::now();
     while (p.StdoutSoFar().empty() && p.Running() &&
@@ -786,11 +846,26 @@ TEST(Chat, CtrlCStopsTheReplyAndAtThePromptEndsTheChat) {
   Proc p(Cmd({"chat", "-m", Gguf(), "--template", Chatml(), "-n", "4"}), o);
   p.Write("Hi\n");
   while (!Has(p.StderrSoFar(), "| stop ") && p.Running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // back at the read
+  // No wait for the read to start: a Ctrl-C that lands before it must not be lost.
   p.Signal(SIGINT);
   const ProcResult r = p.Wait();
   EXPECT_EQ(r.exit_code, 130) << r.err;
   EXPECT_TRUE(Has(r.err, "summary: 1 turns")) << r.err;
+  // Twice: the chat ends with its summary, exit 130 (not killed), whether the second
+  // lands during the reply or back at the prompt. (Two signals sent at once would merge
+  // into one, so the second follows after 20 ms.)
+  ProcOptions o2;
+  o2.stdin_pipe = true;
+  Proc q(Cmd({"chat", "-m", Gguf(), "--template", Chatml(), "-n", "-1", "--temp", "1"}), o2);
+  q.Write("Once upon a time\n");
+  while (q.StdoutSoFar().empty() && q.Running()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  q.Signal(SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  q.Signal(SIGINT);
+  const ProcResult r2 = q.Wait();
+  EXPECT_EQ(r2.signal, 0) << r2.err;
+  EXPECT_EQ(r2.exit_code, 130) << r2.err;
+  EXPECT_TRUE(Has(r2.err, "summary: 1 turns")) << r2.err;
 }
 
 // ---- 10. messages and validation ------------------------------------------------------------
@@ -808,7 +883,7 @@ TEST(Messages, EachNamesTheProblem) {
       if (e.key == "llama.embedding_length") e.value.value = uint64_t{0};
     std::vector<io::GgufWriteTensor> ts;
     for (const io::GgufTensor& x : g.tensors()) ts.push_back({x.name, x.dtype, x.shape, x.data, nullptr});
-    io::WriteGguf(t.File("zero.gguf"), kv, ts);
+    io::WriteGguf(t.File("zero.gguf"), kv, ts, nibble::io::Existing::kReplace);
   }
   ExpectOneError(Nibble({"generate", "-m", t.File("zero.gguf"), "-p", "x"}), "llama.embedding_length", "zero dim");
   fs::create_symlink(t.File("loop2"), t.File("loop1"));

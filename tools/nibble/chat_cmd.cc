@@ -2,6 +2,8 @@
 // chat template (or --template FILE); -p answers one message and exits. Each reply's
 // tok/s goes to stderr, and a summary line when the chat ends.
 #include <fmt/core.h>
+#include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,20 +38,23 @@ void PrintTurnStats(const ChatReply& r) {
 }
 
 // Ctrl-C, as chat CLIs do: during a reply it stops the reply and returns to the prompt;
-// at the prompt, or a second time during a reply, it ends the chat (with the summary).
-volatile std::sig_atomic_t g_sigint = 0;     // Ctrl-Cs since the last reply started
+// at the prompt, or a second time during a reply, it ends the chat (with the summary,
+// exit 130). A third during a reply that does not stop ends the process at once.
+volatile std::sig_atomic_t g_sigint = 0;  // Ctrl-Cs not yet acted on
 volatile std::sig_atomic_t g_replying = 0;
 
 void OnSigint(int) {
   g_sigint = g_sigint + 1;
-  if (g_replying && g_sigint >= 2) {  // the reply did not stop yet: end now
+  if (g_replying && g_sigint >= 3) {
     std::signal(SIGINT, SIG_DFL);
     std::raise(SIGINT);
   }
 }
 
 // One line from stdin with read(2), so Ctrl-C interrupts the wait (std::cin retries on
-// EINTR). nullopt at end of input or when Ctrl-C arrived while waiting.
+// EINTR). nullopt at end of input, or when a Ctrl-C is pending or arrives while waiting:
+// SIGINT stays blocked except inside ppoll, so one that lands just before the wait is
+// not lost.
 class LineReader {
  public:
   std::optional<std::string> Next() {
@@ -66,13 +71,11 @@ class LineReader {
         buf_.clear();
         return line;
       }
+      if (!WaitForInput()) return std::nullopt;
       char chunk[4096];
       const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof(chunk));
       if (n < 0) {
-        if (errno == EINTR) {
-          if (g_sigint) return std::nullopt;
-          continue;
-        }
+        if (errno == EINTR || errno == EAGAIN) continue;
         throw IoError(fmt::format("stdin: read failed: {}", std::strerror(errno)));
       }
       if (n == 0) {
@@ -86,6 +89,32 @@ class LineReader {
   }
 
  private:
+  // False when a Ctrl-C is pending or arrived while waiting; true when stdin is readable
+  // (data, end of input or an error for read to report).
+  static bool WaitForInput() {
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    ::pthread_sigmask(SIG_BLOCK, &block, &old);
+    bool ready = false;
+    while (!g_sigint) {
+      struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+      sigset_t wait_mask = old;
+      sigdelset(&wait_mask, SIGINT);
+      const int r = ::ppoll(&p, 1, nullptr, &wait_mask);
+      if (r > 0) {
+        ready = true;
+        break;
+      }
+      if (r < 0 && errno != EINTR) {
+        ready = true;  // let read report it
+        break;
+      }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return ready && !g_sigint;
+  }
+
   std::string buf_;
   bool eof_ = false;
 };
@@ -125,7 +154,6 @@ int RunChat(ChatArgs& a) {
         fmt::print("> ");
         std::fflush(stdout);
       }
-      g_sigint = 0;
       const std::optional<std::string> line = in.Next();
       if (!line) {
         if (g_sigint) {
@@ -148,6 +176,12 @@ int RunChat(ChatArgs& a) {
         fmt::print("\n");
         std::fflush(stdout);
         PrintTurnStats(r);
+        if (g_sigint >= 2) {  // Ctrl-C twice during the reply: end the chat
+          fmt::print(stderr, "[interrupted]\n");
+          rc = 130;
+          break;
+        }
+        if (r.stop_reason == StopReason::kInterrupted) g_sigint = 0;  // that Ctrl-C stopped the reply
       } catch (const ConfigError& e) {  // e.g. the context is full
         g_replying = 0;
         fmt::print(stderr, "nibble: error: {}\n", e.what());

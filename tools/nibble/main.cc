@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -37,6 +38,10 @@ void KeepStandardFdsOpen() {
 
 int main(int argc, char** argv) {
   KeepStandardFdsOpen();
+  // A reader that went away (`nibble inspect m | head -1`, a closed pager) makes writes
+  // fail with EPIPE, reported below as a stdout error with exit 1, instead of killing
+  // nibble by SIGPIPE halfway through an output it is writing.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"nibble: make large language models small and cheap to run and fine-tune, on a CPU"};
   // --cpu caps the kernels (as NIBBLE_CPU does) before anything runs: applied while
   // parsing, ahead of --version (which reports the cap) and of the subcommand.
@@ -116,8 +121,15 @@ int main(int argc, char** argv) {
   }
   // What a command printed is its result: a full disk, a closed stdout or a broken pipe
   // is an error (exit 1), not a silent success.
-  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
-    fmt::print(stderr, "nibble: error: stdout: write failed: {}\n", std::strerror(errno != 0 ? errno : EIO));
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  const int flush_errno = errno;
+  if (flush_failed || std::ferror(stdout) != 0) {
+    if (flush_failed && flush_errno != 0) {
+      fmt::print(stderr, "nibble: error: stdout: write failed: {}\n", std::strerror(flush_errno));
+    } else {
+      fmt::print(stderr, "nibble: error: stdout: write failed\n");
+    }
     return 1;
   }
   return rc;

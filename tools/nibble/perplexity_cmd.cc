@@ -102,6 +102,7 @@ std::function<int()> AddPerplexity(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--kl-divergence-base", o->kl_divergence_base,
                   "Write this run's log-probabilities to FILE as the reference for --kl-divergence");
+  cmd->add_flag("--overwrite", o->overwrite, "Replace an existing --kl-divergence-base FILE");
   cmd->add_option("--kl-divergence", o->kl_divergence,
                   "Compare with the reference FILE on its tokens: mean KLD, top-1 agreement, delta PPL");
   cmd->add_option("--kl-top-k", o->kl_top_k,
