@@ -55,6 +55,35 @@ void Rope(RopeLayout layout, float* x, size_t n_heads, size_t Dh, const float* c
   }
 }
 
+void RopeBackward(RopeLayout layout, float* dx, size_t n_heads, size_t Dh, const float* cos,
+                  const float* sin) noexcept {
+  for (size_t h = 0; h < n_heads; ++h) {
+    float* xh = dx + h * Dh;
+    for (size_t j = 0; j < Dh / 2; ++j) {
+      size_t a, b;
+      PairIndex(layout, j, Dh, &a, &b);
+      const float ga = xh[a], gb = xh[b];
+      xh[a] = ga * cos[j] + gb * sin[j];
+      xh[b] = gb * cos[j] - ga * sin[j];
+    }
+  }
+}
+
+void RopeBackwardRef(RopeLayout layout, float* dx, size_t n_heads, size_t Dh, int64_t pos, float theta) noexcept {
+  for (size_t h = 0; h < n_heads; ++h) {
+    float* xh = dx + h * Dh;
+    for (size_t j = 0; j < Dh / 2; ++j) {
+      const double angle = static_cast<double>(pos) * std::pow(static_cast<double>(theta), -2.0 * j / Dh);
+      const double c = std::cos(angle), s = std::sin(angle);
+      size_t a, b;
+      PairIndex(layout, j, Dh, &a, &b);
+      const double ga = xh[a], gb = xh[b];
+      xh[a] = static_cast<float>(ga * c + gb * s);
+      xh[b] = static_cast<float>(gb * c - ga * s);
+    }
+  }
+}
+
 void RopeRef(RopeLayout layout, float* x, size_t n_heads, size_t Dh, int64_t pos, float theta) noexcept {
   for (size_t h = 0; h < n_heads; ++h) {
     float* xh = x + h * Dh;

@@ -31,4 +31,12 @@ void Rope(RopeLayout layout, float* x, size_t n_heads, size_t Dh, const float* c
 // Scalar oracle: angles, cos/sin and rotation in double, from pos and theta directly.
 void RopeRef(RopeLayout layout, float* x, size_t n_heads, size_t Dh, int64_t pos, float theta) noexcept;
 
+// Backward of Rope: the rotation is orthogonal, so the gradient rotates back by the same
+// angle (the transpose): for each pair, da = da'·c + db'·s, db = db'·c − da'·s. dx:
+// [n_heads, Dh] f32 of one position, in place, with the forward's cos, sin. noexcept.
+void RopeBackward(RopeLayout layout, float* dx, size_t n_heads, size_t Dh, const float* cos,
+                  const float* sin) noexcept;
+// Scalar oracle in double, from pos and theta directly.
+void RopeBackwardRef(RopeLayout layout, float* dx, size_t n_heads, size_t Dh, int64_t pos, float theta) noexcept;
+
 }  // namespace nibble::kernels

@@ -14,6 +14,9 @@ HWY_BEFORE_NAMESPACE();
 namespace nibble::kernels::HWY_NAMESPACE {
 
 void SwiGluTarget(const float* gate, const float* up, float* out, size_t n) { SwiGluSpan(gate, up, out, n); }
+void SwiGluBackwardTarget(const float* gate, const float* up, const float* dout, float* dgate, float* dup, size_t n) {
+  SwiGluBackwardSpan(gate, up, dout, dgate, dup, n);
+}
 
 }  // namespace nibble::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
@@ -22,6 +25,7 @@ HWY_AFTER_NAMESPACE();
 namespace nibble::kernels {
 
 HWY_EXPORT(SwiGluTarget);
+HWY_EXPORT(SwiGluBackwardTarget);
 
 void SwiGlu(const float* gate, const float* up, float* out, size_t n) noexcept {
   NB_DYNAMIC_DISPATCH(SwiGluTarget)(gate, up, out, n);
@@ -31,6 +35,21 @@ void SwiGluRef(const float* gate, const float* up, float* out, size_t n) noexcep
   for (size_t i = 0; i < n; ++i) {
     const double g = gate[i];
     out[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * static_cast<double>(up[i]));
+  }
+}
+
+void SwiGluBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
+                    size_t n) noexcept {
+  NB_DYNAMIC_DISPATCH(SwiGluBackwardTarget)(gate, up, dout, dgate, dup, n);
+}
+
+void SwiGluBackwardRef(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
+                       size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i) {
+    const double g = gate[i], u = up[i], o = dout[i];
+    const double s = 1.0 / (1.0 + std::exp(-g));
+    dgate[i] = static_cast<float>(o * u * s * (1.0 + g * (1.0 - s)));
+    dup[i] = static_cast<float>(o * g * s);
   }
 }
 

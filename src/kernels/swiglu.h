@@ -14,4 +14,14 @@ void SwiGlu(const float* gate, const float* up, float* out, size_t n) noexcept;
 // Scalar oracle in double, without the clamp.
 void SwiGluRef(const float* gate, const float* up, float* out, size_t n) noexcept;
 
+// Backward of SwiGlu: with s = sigmoid(gate) (the forward's exp and clamp),
+//   dgate = dout · up · s · (1 + gate · (1 − s)),   dup = dout · gate · s.
+// gate, up, dout: [n] f32; dgate, dup: [n] f32 written (each may equal gate, up or dout:
+// every lane is read before it is written). noexcept.
+void SwiGluBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
+                    size_t n) noexcept;
+// Scalar oracle in double.
+void SwiGluBackwardRef(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
+                       size_t n) noexcept;
+
 }  // namespace nibble::kernels
