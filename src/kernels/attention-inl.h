@@ -100,11 +100,11 @@ HWY_INLINE void WeightedSumChunk(const float* HWY_RESTRICT p, const float* HWY_R
   for (size_t c = 0; c < kC; ++c) hn::StoreU(hn::Add(acc0[c], acc1[c]), d, oh + c * L);
 }
 
-// One (token, head) row: qh [Dh]; k, v point at the row's kv head in cache row 0 (row
-// stride kv_stride); n visible positions; scores: [n] scratch; oh: [Dh] output.
-inline void AttendRowImpl(const float* HWY_RESTRICT qh, const float* HWY_RESTRICT k, const float* HWY_RESTRICT v,
-                          float* HWY_RESTRICT oh, size_t n, size_t kv_stride, size_t Dh, float scale,
-                          float* HWY_RESTRICT scores) {
+// The attention probabilities of one (token, head) row: scores[s] = softmax_s(scale ·
+// qh·k_s) over the n visible positions. The forward and the backward both call this, so
+// the backward sees exactly the forward's probabilities.
+inline void AttentionProbsRow(const float* HWY_RESTRICT qh, const float* HWY_RESTRICT k, size_t n, size_t kv_stride,
+                              size_t Dh, float scale, float* HWY_RESTRICT scores) {
   constexpr size_t kKeys = 4;
   size_t s = 0;
 #if HWY_TARGET != HWY_SCALAR
@@ -119,6 +119,14 @@ inline void AttendRowImpl(const float* HWY_RESTRICT qh, const float* HWY_RESTRIC
   for (; s + kKeys <= n; s += kKeys) ScoreKeys<kKeys>(qh, k + s * kv_stride, kv_stride, Dh, scale, scores + s);
   for (; s < n; ++s) ScoreKeys<1>(qh, k + s * kv_stride, kv_stride, Dh, scale, scores + s);
   SoftmaxRow(scores, n);
+}
+
+// One (token, head) row: qh [Dh]; k, v point at the row's kv head in cache row 0 (row
+// stride kv_stride); n visible positions; scores: [n] scratch; oh: [Dh] output.
+inline void AttendRowImpl(const float* HWY_RESTRICT qh, const float* HWY_RESTRICT k, const float* HWY_RESTRICT v,
+                          float* HWY_RESTRICT oh, size_t n, size_t kv_stride, size_t Dh, float scale,
+                          float* HWY_RESTRICT scores) {
+  AttentionProbsRow(qh, k, n, kv_stride, Dh, scale, scores);
 
   // Output in chunks of up to 4 vectors (Dh = 64 is one chunk on AVX3, two on AVX2), so
   // v is streamed once per chunk; the Dh tail in scalar.
@@ -131,6 +139,50 @@ inline void AttendRowImpl(const float* HWY_RESTRICT qh, const float* HWY_RESTRIC
     float o = 0.0f;
     for (size_t t = 0; t < n; ++t) o += scores[t] * v[t * kv_stride + x];
     oh[x] = o;
+  }
+}
+
+// Σ a·b over Dh (vector FMA, scalar tail).
+HWY_INLINE float DotDh(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, size_t Dh) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t x = 0;
+  for (; x + L <= Dh; x += L) acc = hn::MulAdd(hn::LoadU(d, a + x), hn::LoadU(d, b + x), acc);
+  float s = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; x < Dh; ++x) s += a[x] * b[x];
+  return s;
+}
+
+// y += alpha · x over Dh.
+HWY_INLINE void AxpyDh(float alpha, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t Dh) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto va = hn::Set(d, alpha);
+  size_t i = 0;
+  for (; i + L <= Dh; i += L) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i < Dh; ++i) y[i] += alpha * x[i];
+}
+
+// Backward of one (token, head) row (kernels/attention.h): p recomputed as the forward
+// computed it, D = do·o, then per visible position s: ds = p_s·(do·v_s − D)·scale,
+// dq += ds·k_s, dk_s += ds·q, dv_s += p_s·do. dqh is written; dk, dv (row stride
+// kv_stride) accumulate. p: [n] scratch.
+inline void AttendRowBackwardImpl(const float* HWY_RESTRICT qh, const float* HWY_RESTRICT k,
+                                  const float* HWY_RESTRICT v, const float* HWY_RESTRICT oh,
+                                  const float* HWY_RESTRICT doh, float* HWY_RESTRICT dqh, float* HWY_RESTRICT dk,
+                                  float* HWY_RESTRICT dv, size_t n, size_t kv_stride, size_t Dh, float scale,
+                                  float* HWY_RESTRICT p) {
+  AttentionProbsRow(qh, k, n, kv_stride, Dh, scale, p);
+  const float D = DotDh(doh, oh, Dh);
+  for (size_t x = 0; x < Dh; ++x) dqh[x] = 0.0f;
+  for (size_t s = 0; s < n; ++s) {
+    const float* ks = k + s * kv_stride;
+    const float* vs = v + s * kv_stride;
+    const float ds = p[s] * (DotDh(doh, vs, Dh) - D) * scale;
+    AxpyDh(ds, ks, dqh, Dh);
+    AxpyDh(ds, qh, dk + s * kv_stride, Dh);
+    AxpyDh(p[s], doh, dv + s * kv_stride, Dh);
   }
 }
 

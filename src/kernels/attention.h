@@ -21,4 +21,20 @@ void CausalAttention(int num_threads, const float* q, const float* k, const floa
 void CausalAttentionRef(const float* q, const float* k, const float* v, float* out, size_t T, size_t start_pos,
                         size_t H, size_t KV, size_t Dh) noexcept;
 
+// Backward of CausalAttention for the same shapes. out: the forward's output [T, H*Dh]
+// (D = do·o replaces the softmax's saved statistics); dout: [T, H*Dh] upstream.
+// dq: [T, H*Dh] written; dk, dv: [P, KV*Dh] accumulated (+=), P = start_pos + T, so the
+// gradient of cached or prefix rows (positions < start_pos) is included.
+// scratch: [num_threads, P] f32. OpenMP over the KV heads (each thread owns its heads'
+// dk/dv rows); the probabilities are recomputed by the forward's own row code.
+// noexcept, no checks; dq, dk, dv must not alias the inputs or each other.
+void CausalAttentionBackward(int num_threads, const float* q, const float* k, const float* v, const float* out,
+                             const float* dout, float* dq, float* dk, float* dv, size_t T, size_t start_pos, size_t H,
+                             size_t KV, size_t Dh, float* scratch) noexcept;
+
+// Scalar oracle: probabilities, D and the gradients in double (dk, dv accumulated).
+void CausalAttentionBackwardRef(const float* q, const float* k, const float* v, const float* dout, float* dq,
+                                float* dk, float* dv, size_t T, size_t start_pos, size_t H, size_t KV,
+                                size_t Dh) noexcept;
+
 }  // namespace nibble::kernels

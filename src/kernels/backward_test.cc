@@ -13,10 +13,13 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "hwy/tests/hwy_gtest.h"
+#include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -300,6 +303,168 @@ TEST_P(BackwardTest, CrossEntropyMatchesRef) {
       EXPECT_EQ(inplace, dl);
       EXPECT_EQ(CrossEntropy(threads, logits.data(), targets.data(), nullptr, T, V, ignore, scale, &n2), loss);
     }
+  }
+}
+
+// ---- causal GQA attention -------------------------------------------------------------
+
+// The forward in double, written out: J = Σ w·o over the T new rows.
+double AttentionJ(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                  const std::vector<float>& w, size_t T, size_t start_pos, size_t H, size_t KV, size_t Dh) {
+  const size_t group = H / KV, kvs = KV * Dh;
+  double j = 0;
+  for (size_t t = 0; t < T; ++t)
+    for (size_t i = 0; i < H; ++i) {
+      const size_t off = (i / group) * Dh, n = start_pos + t + 1;
+      std::vector<double> sc(n);
+      double mx = -INFINITY, sum = 0;
+      for (size_t s = 0; s < n; ++s) {
+        double dot = 0;
+        for (size_t d = 0; d < Dh; ++d) dot += q[t * H * Dh + i * Dh + d] * k[s * kvs + off + d];
+        sc[s] = dot / std::sqrt(static_cast<double>(Dh));
+        mx = std::max(mx, sc[s]);
+      }
+      for (double& x : sc) sum += (x = std::exp(x - mx));
+      for (size_t d = 0; d < Dh; ++d) {
+        double o = 0;
+        for (size_t s = 0; s < n; ++s) o += sc[s] / sum * v[s * kvs + off + d];
+        j += w[t * H * Dh + i * Dh + d] * o;
+      }
+    }
+  return j;
+}
+
+TEST(BackwardFd, AttentionRefMatchesCentralDifferencesGqaWithCachedRows) {
+  const size_t T = 3, start_pos = 2, H = 4, KV = 2, Dh = 4, P = start_pos + T;
+  const auto q = Normal(T * H * Dh, 21), k = Normal(P * KV * Dh, 22), v = Normal(P * KV * Dh, 23);
+  const auto w = Normal(T * H * Dh, 24);
+  std::vector<float> dq(q.size()), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
+  CausalAttentionBackwardRef(q.data(), k.data(), v.data(), w.data(), dq.data(), dk.data(), dv.data(), T, start_pos, H,
+                             KV, Dh);
+  const std::vector<double> qd(q.begin(), q.end()), kd(k.begin(), k.end()), vd(v.begin(), v.end());
+  ExpectNear(dq, CentralDiff(q, [&](const std::vector<double>& x) { return AttentionJ(x, kd, vd, w, T, start_pos, H, KV, Dh); }), "dq");
+  ExpectNear(dk, CentralDiff(k, [&](const std::vector<double>& x) { return AttentionJ(qd, x, vd, w, T, start_pos, H, KV, Dh); }), "dk");
+  ExpectNear(dv, CentralDiff(v, [&](const std::vector<double>& x) { return AttentionJ(qd, kd, x, w, T, start_pos, H, KV, Dh); }), "dv");
+}
+
+// Every gradient is a sum over at most P positions of products whose factors (the
+// probabilities, do·v_s − D) carry f32 errors of a few Dh-term dot products: the fast
+// path's error is bounded by (2·Dh + P + 32)·ε times the same sums taken over absolute
+// values (mag_* below, computed here in double from the inputs).
+TEST_P(BackwardTest, AttentionMatchesRef) {
+  struct Shape {
+    size_t T, start_pos, H, KV, Dh;
+  };
+  for (const Shape sh : {Shape{1, 0, 1, 1, 8}, Shape{5, 0, 4, 2, 16}, Shape{7, 3, 6, 3, 12}, Shape{33, 0, 8, 8, 64},
+                         Shape{9, 4, 4, 1, 5}}) {
+    const size_t P = sh.start_pos + sh.T, kvs = sh.KV * sh.Dh, group = sh.H / sh.KV;
+    const uint32_t seed = static_cast<uint32_t>(sh.T * 100 + sh.Dh);
+    const auto q = Normal(sh.T * sh.H * sh.Dh, seed), k = Normal(P * kvs, seed + 1), v = Normal(P * kvs, seed + 2);
+    const auto dout = Normal(sh.T * sh.H * sh.Dh, seed + 3);
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> out(q.size()), scratch(static_cast<size_t>(threads) * P);
+      CausalAttention(threads, q.data(), k.data(), v.data(), out.data(), sh.T, sh.start_pos, sh.H, sh.KV, sh.Dh,
+                      scratch.data());
+      std::vector<float> dq(q.size()), dk(k.size(), 0.25f), dv(v.size(), 0.25f);
+      std::vector<float> rdq(q.size()), rdk(k.size(), 0.25f), rdv(v.size(), 0.25f);
+      CausalAttentionBackward(threads, q.data(), k.data(), v.data(), out.data(), dout.data(), dq.data(), dk.data(),
+                              dv.data(), sh.T, sh.start_pos, sh.H, sh.KV, sh.Dh, scratch.data());
+      CausalAttentionBackwardRef(q.data(), k.data(), v.data(), dout.data(), rdq.data(), rdk.data(), rdv.data(), sh.T,
+                                 sh.start_pos, sh.H, sh.KV, sh.Dh);
+      // Magnitudes: the Ref's sums with every term made positive.
+      std::vector<double> mq(q.size(), 0), mk(k.size(), 0.25), mv(v.size(), 0.25);
+      const double scale = 1.0 / std::sqrt(static_cast<double>(sh.Dh));
+      for (size_t t = 0; t < sh.T; ++t)
+        for (size_t i = 0; i < sh.H; ++i) {
+          const size_t off = (i / group) * sh.Dh, n = sh.start_pos + t + 1, row = t * sh.H * sh.Dh + i * sh.Dh;
+          std::vector<double> p(n);
+          double mx = -INFINITY, sum = 0;
+          for (size_t s = 0; s < n; ++s) {
+            double dot = 0;
+            for (size_t d = 0; d < sh.Dh; ++d) dot += static_cast<double>(q[row + d]) * k[s * kvs + off + d];
+            mx = std::max(mx, p[s] = dot * scale);
+          }
+          for (double& x : p) sum += (x = std::exp(x - mx));
+          for (double& x : p) x /= sum;
+          double dabs = 0;
+          std::vector<double> dpabs(n, 0);
+          for (size_t s = 0; s < n; ++s) {
+            for (size_t d = 0; d < sh.Dh; ++d) dpabs[s] += std::fabs(dout[row + d] * v[s * kvs + off + d]);
+            dabs += p[s] * dpabs[s];
+          }
+          for (size_t s = 0; s < n; ++s) {
+            const double ds = p[s] * (dpabs[s] + dabs + 1.0) * scale;
+            for (size_t d = 0; d < sh.Dh; ++d) {
+              mq[row + d] += ds * std::fabs(k[s * kvs + off + d]);
+              mk[s * kvs + off + d] += ds * std::fabs(q[row + d]);
+              mv[s * kvs + off + d] += p[s] * std::fabs(dout[row + d]);
+            }
+          }
+        }
+      const double tol = (2.0 * static_cast<double>(sh.Dh) + static_cast<double>(P) + 32) * FLT_EPSILON;
+      for (size_t e = 0; e < q.size(); ++e) ASSERT_LE(std::fabs(dq[e] - rdq[e]), tol * mq[e]) << "dq " << e << " T=" << sh.T;
+      for (size_t e = 0; e < k.size(); ++e) ASSERT_LE(std::fabs(dk[e] - rdk[e]), tol * mk[e]) << "dk " << e << " T=" << sh.T;
+      for (size_t e = 0; e < v.size(); ++e) ASSERT_LE(std::fabs(dv[e] - rdv[e]), tol * mv[e]) << "dv " << e << " T=" << sh.T;
+    }
+  }
+}
+
+// ---- Linear backward: the general GEMM -------------------------------------------------
+
+// A Linear y = x·Wᵀ with J = Σ w·y: dX = w·W and dW = wᵀ·x, as the two GEMMs of gemm.h.
+TEST(BackwardFd, LinearGemmsMatchCentralDifferences) {
+  const size_t M = 3, N = 4, K = 5;
+  const auto x = Normal(M * K, 31), W = Normal(N * K, 32), w = Normal(M * N, 33);
+  std::vector<float> dx(M * K), dW(N * K, 0.0f);
+  GemmRef(Trans::kNo, Trans::kNo, w.data(), W.data(), dx.data(), M, K, N);
+  GemmRef(Trans::kYes, Trans::kNo, w.data(), x.data(), dW.data(), N, K, M, /*accumulate=*/true);
+  auto J = [&](const std::vector<double>& xv, const std::vector<double>& Wv) {
+    double j = 0;
+    for (size_t m = 0; m < M; ++m)
+      for (size_t n = 0; n < N; ++n) {
+        double y = 0;
+        for (size_t k = 0; k < K; ++k) y += xv[m * K + k] * Wv[n * K + k];
+        j += w[m * N + n] * y;
+      }
+    return j;
+  };
+  const std::vector<double> xd(x.begin(), x.end()), Wd(W.begin(), W.end());
+  ExpectNear(dx, CentralDiff(x, [&](const std::vector<double>& v) { return J(v, Wd); }), "dX");
+  ExpectNear(dW, CentralDiff(W, [&](const std::vector<double>& v) { return J(xd, v); }), "dW");
+}
+
+// Gemm (oneDNN where enabled) and GemmLoops against GemmRef in all four layouts, with and
+// without accumulation: within K·ε·Σ|a||b| (+ ε·|c| for the accumulated C), f32 sums.
+TEST(Gemm, EveryLayoutMatchesRef) {
+  struct Shape {
+    size_t M, N, K;
+  };
+  for (const Shape sh : {Shape{1, 1, 1}, Shape{7, 5, 3}, Shape{16, 33, 64}, Shape{64, 48, 129}, Shape{3, 200, 17}}) {
+    const auto a = Normal(sh.M * sh.K, 41), b = Normal(sh.K * sh.N, 42), c0 = Normal(sh.M * sh.N, 43);
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes})
+        for (bool acc : {false, true})
+          for (int threads : {1, 2}) {
+            std::vector<float> ref = c0, fast = c0, loops = c0;
+            GemmRef(ta, tb, a.data(), b.data(), ref.data(), sh.M, sh.N, sh.K, acc);
+            Gemm(threads, ta, tb, a.data(), b.data(), fast.data(), sh.M, sh.N, sh.K, acc);
+            GemmLoops(threads, ta, tb, a.data(), b.data(), loops.data(), sh.M, sh.N, sh.K, acc);
+            for (size_t m = 0; m < sh.M; ++m)
+              for (size_t n = 0; n < sh.N; ++n) {
+                double mag = acc ? std::fabs(c0[m * sh.N + n]) : 0.0;
+                for (size_t k = 0; k < sh.K; ++k) {
+                  const double x = ta == Trans::kYes ? a[k * sh.M + m] : a[m * sh.K + k];
+                  const double y = tb == Trans::kYes ? b[n * sh.K + k] : b[k * sh.N + n];
+                  mag += std::fabs(x * y);
+                }
+                const double tol = (static_cast<double>(sh.K) + 2) * FLT_EPSILON * mag + FLT_MIN;
+                const size_t e = m * sh.N + n;
+                ASSERT_LE(std::fabs(fast[e] - ref[e]), tol)
+                    << "Gemm M=" << sh.M << " N=" << sh.N << " K=" << sh.K << " ta=" << (ta == Trans::kYes)
+                    << " tb=" << (tb == Trans::kYes) << " acc=" << acc;
+                ASSERT_LE(std::fabs(loops[e] - ref[e]), tol) << "GemmLoops";
+              }
+          }
   }
 }
 

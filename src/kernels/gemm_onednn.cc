@@ -148,6 +148,49 @@ OnednnContext& Context() {
   return ctx;
 }
 
+// ---- the general f32 GEMM of the backward pass ----------------------------------------
+
+// (M, N, K, trans_a, trans_b, accumulate, threads).
+using GeneralKey = std::tuple<size_t, size_t, size_t, bool, bool, bool, int>;
+
+memory::desc StridedDesc(size_t rows, size_t cols, bool trans) {
+  // [rows, cols] stored row-major, or its transpose stored row-major ([cols, rows]).
+  const Dims dims{static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
+  const Dims strides = trans ? Dims{1, static_cast<int64_t>(rows)} : Dims{static_cast<int64_t>(cols), 1};
+  return memory::desc(dims, memory::data_type::f32, strides);
+}
+
+class GeneralCache {
+ public:
+  dnnl::matmul Get(const dnnl::engine& engine, const GeneralKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    const auto [M, N, K, ta, tb, acc, threads] = key;
+    const dnnl::matmul::desc desc(StridedDesc(M, K, ta), StridedDesc(K, N, tb), DstDesc(M, N));
+    dnnl::primitive_attr attr;
+    if (acc) {
+      dnnl::post_ops po;
+      po.append_sum(1.0f);
+      attr.set_post_ops(po);
+    }
+    const dnnl::matmul::primitive_desc pd(desc, attr, engine);
+    dnnl::matmul prim(pd);
+    if (cache_.size() >= kMaxCachedPrimitives) cache_.clear();
+    cache_.emplace(key, prim);
+    return prim;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<GeneralKey, dnnl::matmul> cache_;
+};
+
+GeneralCache& General() {
+  static GeneralCache cache;
+  return cache;
+}
+
 // Runs y = src · wᵀ with src already in `type` (f32 or bf16 bits).
 void Run(int num_threads, const void* src, const void* w, float* y, size_t M, size_t N, size_t K, WeightType type) {
   const OmpThreadsScope threads(num_threads);
@@ -239,6 +282,26 @@ bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, si
     NoteDispatch(Context().isa_note_f32());
     return true;
   } catch (...) {  // dnnl::error, std::bad_alloc: the caller falls back to Highway
+    return false;
+  }
+}
+
+bool GemmOnednnF32General(int num_threads, bool trans_a, bool trans_b, const float* a, const float* b, float* c,
+                          size_t M, size_t N, size_t K, bool accumulate) noexcept {
+  if (M == 0 || N == 0 || K == 0 || OnednnDisabled()) return false;
+  try {
+    const OmpThreadsScope threads(num_threads);
+    OnednnContext& ctx = Context();
+    const dnnl::matmul prim = General().Get(ctx.engine(), GeneralKey{M, N, K, trans_a, trans_b, accumulate, num_threads});
+    memory a_mem(StridedDesc(M, K, trans_a), ctx.engine(), const_cast<float*>(a));
+    memory b_mem(StridedDesc(K, N, trans_b), ctx.engine(), const_cast<float*>(b));
+    memory c_mem(DstDesc(M, N), ctx.engine(), c);
+    dnnl::stream stream(ctx.engine());
+    prim.execute(stream, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
+    stream.wait();
+    NoteDispatch(ctx.isa_note_f32());
+    return true;
+  } catch (...) {
     return false;
   }
 }

@@ -59,6 +59,15 @@ bool GemmOnednnF32(int num_threads, const float* x, const float* w, float* y, si
 bool GemmOnednnBf16(int num_threads, const float* x, const uint16_t* w, float* y, size_t M, size_t N,
                     size_t K) noexcept;
 
+// General f32 GEMM for the backward pass: C[M, N] = op(A)·op(B) (+ C when `accumulate`),
+// row-major, no padding. op(A) is [M, K]: A stored [M, K], or [K, M] when trans_a. op(B)
+// is [K, N]: B stored [K, N], or [N, K] when trans_b. The transposes are strides in
+// oneDNN's memory descriptors (nothing is copied by us); accumulation is oneDNN's sum
+// post-op. Same return contract, threads and caching as GemmOnednnF32 (primitives keyed
+// by shape, transposes, accumulate and threads). C must not alias A or B.
+bool GemmOnednnF32General(int num_threads, bool trans_a, bool trans_b, const float* a, const float* b, float* c,
+                          size_t M, size_t N, size_t K, bool accumulate) noexcept;
+
 // True when the environment variable NIBBLE_DISABLE_ONEDNN is set to a value other than
 // "" or "0" (read once per process), or the CPU cap is scalar (core/cpu_features.h):
 // MatMul and MatMulBf16 then never call oneDNN. For before/after measurements, to rule
