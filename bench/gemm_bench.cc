@@ -8,6 +8,7 @@
 #include "bench_util.h"
 #include "core/float_convert.h"
 #include "hwy/aligned_allocator.h"
+#include "kernels/gemm.h"
 #include "kernels/gemm_onednn.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_bf16.h"
@@ -94,6 +95,41 @@ void BM_GemmBf16(benchmark::State& state) {
   SetGemmCounters(state, M, N, K, threads, true);
 }
 
+// The two backward GEMMs of a Linear y = x·wᵀ (kernels/gemm.h) on the forward's shapes,
+// so frac_fma compares directly with BM_GemmF32 (issue 13: backward >= 0.8x the forward's
+// ratio to peak). Args: M, N, K, threads, which (0 = dX [M, K] = dY [M, N] · W [N, K],
+// 1 = dW [N, K] += dYᵀ · X [M, K]).
+void BM_GemmBackwardF32(benchmark::State& state) {
+  const size_t M = static_cast<size_t>(state.range(0)), N = static_cast<size_t>(state.range(1));
+  const size_t K = static_cast<size_t>(state.range(2));
+  const int threads = static_cast<int>(state.range(3));
+  const bool weight = state.range(4) == 1;
+  state.SetLabel(weight ? "dW=dYt.X" : "dX=dY.W");
+  auto dy = hwy::AllocateAligned<float>(M * N);
+  auto w = hwy::AllocateAligned<float>(N * K);
+  auto x = hwy::AllocateAligned<float>(M * K);
+  auto out = hwy::AllocateAligned<float>(weight ? N * K : M * K);
+  Lcg lcg;
+  for (size_t i = 0; i < M * N; ++i) dy[i] = lcg.Next();
+  for (size_t i = 0; i < N * K; ++i) w[i] = lcg.Next();
+  for (size_t i = 0; i < M * K; ++i) x[i] = lcg.Next();
+  for (size_t i = 0; i < (weight ? N * K : M * K); ++i) out[i] = 0.0f;
+  ProbeFmaPeak(threads);
+  auto run = [&] {
+    if (weight) {
+      kernels::Gemm(threads, kernels::Trans::kYes, kernels::Trans::kNo, dy.get(), x.get(), out.get(), N, K, M, true);
+    } else {
+      kernels::Gemm(threads, kernels::Trans::kNo, kernels::Trans::kNo, dy.get(), w.get(), out.get(), M, K, N);
+    }
+  };
+  run();
+  for (auto _ : state) {
+    run();
+    benchmark::ClobberMemory();
+  }
+  SetGemmCounters(state, M, N, K, threads, false);
+}
+
 // SmolLM2-135M projections (hidden 576, 9 heads of 64 with 3 KV heads, MLP 1536, vocab
 // 49152): q/o 576×576, k/v 192×576, gate/up 1536×576, down 576×1536, classifier 49152×576.
 void GemmArgs(benchmark::internal::Benchmark* b) {
@@ -105,6 +141,15 @@ void GemmArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_GemmF32)->Apply(GemmArgs)->Repetitions(3)->DisplayAggregatesOnly(true)->UseRealTime();
 BENCHMARK(BM_GemmBf16)->Apply(GemmArgs)->Repetitions(3)->DisplayAggregatesOnly(true)->UseRealTime();
+
+// Training batches: B·T = 256 and 512 rows (seq 256, batch 1 or 2).
+void GemmBackwardArgs(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
+  for (int64_t which : {0, 1})
+    for (const auto& nk : shapes)
+      for (int64_t m : {256, 512}) b->Args({m, nk[0], nk[1], 2, which});
+}
+BENCHMARK(BM_GemmBackwardF32)->Apply(GemmBackwardArgs)->Repetitions(3)->DisplayAggregatesOnly(true)->UseRealTime();
 
 }  // namespace
 }  // namespace nibble::bench

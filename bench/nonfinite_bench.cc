@@ -7,6 +7,7 @@
 #include <string>
 
 #include "hwy/aligned_allocator.h"
+#include "core/dtype.h"
 #include "kernels/nonfinite.h"
 #include "bench_util.h"
 
