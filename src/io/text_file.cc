@@ -89,6 +89,8 @@ nlohmann::json ParseJsonObject(std::string_view text, const std::string& path, s
     std::string msg = e.what();
     if (const size_t p = msg.find("syntax error"); p != std::string::npos) msg = msg.substr(p);
     throw FormatError(fmt::format("{}: {} is not valid JSON (line {}, byte {}): {}", path, what, line, e.byte, msg));
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number past double ("1E999"), found by fuzzing
+    throw FormatError(fmt::format("{}: {} is not valid JSON: {}", path, what, e.what()));
   }
   if (!j.is_object())
     throw FormatError(fmt::format("{}: {}: expected a JSON object at the top level, found {}", path, what, j.type_name()));

@@ -1,6 +1,6 @@
 // The load-time guard against NaN and infinity in weights: the first non-finite
-// element of a dense float tensor, by its bit pattern (no float arithmetic, so the
-// result does not depend on the CPU's SIMD target or on denormal modes).
+// element of a dense float tensor, by its bit pattern (integer compares only, so the
+// result does not depend on the CPU's SIMD target or on denormal modes). Highway dispatch.
 #pragma once
 
 #include <cstdint>
