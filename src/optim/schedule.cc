@@ -1,0 +1,69 @@
+// LR schedules (transformers' formulas) and global-norm clipping (torch's).
+#include "optim/schedule.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "nibble/error.h"
+
+namespace nibble::optim {
+
+LrSchedule ParseLrSchedule(std::string_view name) {
+  for (LrSchedule s : {LrSchedule::kConstant, LrSchedule::kConstantWithWarmup, LrSchedule::kLinear, LrSchedule::kCosine})
+    if (LrScheduleName(s) == name) return s;
+  throw ConfigError(fmt::format("lr scheduler \"{}\": expected constant, constant_with_warmup, linear or cosine", name));
+}
+
+std::string_view LrScheduleName(LrSchedule s) {
+  switch (s) {
+    case LrSchedule::kConstant:
+      return "constant";
+    case LrSchedule::kConstantWithWarmup:
+      return "constant_with_warmup";
+    case LrSchedule::kLinear:
+      return "linear";
+    case LrSchedule::kCosine:
+      return "cosine";
+  }
+  return "?";
+}
+
+double LrMultiplier(LrSchedule s, int64_t step, int64_t warmup, int64_t total) {
+  const double st = static_cast<double>(step);
+  if (s == LrSchedule::kConstant) return 1.0;
+  if (step < warmup) return st / static_cast<double>(std::max<int64_t>(1, warmup));
+  switch (s) {
+    case LrSchedule::kConstantWithWarmup:
+      return 1.0;
+    case LrSchedule::kLinear:
+      return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
+    case LrSchedule::kCosine: {
+      const double progress =
+          static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+      return std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * 0.5 * 2.0 * progress)));
+    }
+    default:
+      return 1.0;
+  }
+}
+
+double ClipGradNorm(std::span<const std::span<float>> grads, double max_norm) noexcept {
+  double ss = 0.0;
+  for (const std::span<float> g : grads)
+    for (float x : g) ss += static_cast<double>(x) * x;
+  const double norm = std::sqrt(ss);
+  if (max_norm > 0) {
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+      const float c = static_cast<float>(coef);
+      for (const std::span<float> g : grads)
+        for (float& x : g) x *= c;
+    }
+  }
+  return norm;
+}
+
+}  // namespace nibble::optim
