@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Goldens for src/optim/optim_golden_test.cc, written by torch and transformers.
+"""Goldens for src/optim/optim_test.cc, written by torch and transformers.
 
 A 10-step AdamW trajectory (torch.optim.AdamW, foreach=False: the single-tensor CPU path)
 over three parameter tensors, two with weight decay and one without (as the HF Trainer
@@ -36,11 +36,13 @@ def f32_list(t):
 
 def main():
     torch.manual_seed(kSeed)
-    shapes = {"w1": (7,), "w2": (5, 3), "norm": (4,)}
+    # w1: a tail only; w2 and big: torch's vectorized loop (blocks of 2 vectors) and its
+    # scalar tail; tiny: gradients near 1e-9, where eps decides the update.
+    shapes = {"w1": (7,), "w2": (5, 3), "big": (71,), "tiny": (40,), "norm": (4,)}
     params = {k: torch.randn(*s, dtype=torch.float32, requires_grad=True) for k, s in shapes.items()}
     initial = {k: f32_list(p) for k, p in params.items()}
     opt = torch.optim.AdamW(
-        [{"params": [params["w1"], params["w2"]], "weight_decay": kWeightDecay},
+        [{"params": [params["w1"], params["w2"], params["big"], params["tiny"]], "weight_decay": kWeightDecay},
          {"params": [params["norm"]], "weight_decay": 0.0}],
         lr=kLr, betas=kBetas, eps=kEps, foreach=False)
     sched = get_scheduler("linear", opt, num_warmup_steps=kWarmup, num_training_steps=kSteps)
@@ -48,7 +50,7 @@ def main():
     for step in range(kSteps):
         # Gradients of alternating size: some steps are clipped, some not.
         scale = 3.0 if step % 2 == 0 else 0.05
-        grads = {k: (torch.randn(*shapes[k]) * scale).float() for k in shapes}
+        grads = {k: (torch.randn(*shapes[k]) * (1e-9 if k == "tiny" else scale)).float() for k in shapes}
         for k, p in params.items():
             p.grad = grads[k].clone()
         lr = opt.param_groups[0]["lr"]

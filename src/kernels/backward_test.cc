@@ -20,6 +20,7 @@
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_onednn.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -270,7 +271,8 @@ TEST_P(BackwardTest, CrossEntropyMatchesRef) {
   for (size_t V : {1, 7, 32, 100, 4099}) {
     const size_t T = 5;
     auto logits = Normal(T * V, 14 + static_cast<uint32_t>(V), 4.0f);
-    if (V > 10) logits[3] = 80.0f, logits[V + 5] = -80.0f;  // a dominant and a vanishing logit
+    // A dominant logit whose exp overflows f32 without the max subtracted, and a vanishing one.
+    if (V > 10) logits[3] = 100.0f, logits[V + 5] = -100.0f;
     std::vector<int32_t> targets(T);
     for (size_t t = 0; t < T; ++t) targets[t] = static_cast<int32_t>((t * 7 + 3) % V);
     targets[2] = ignore;
@@ -356,7 +358,7 @@ TEST_P(BackwardTest, AttentionMatchesRef) {
     size_t T, start_pos, H, KV, Dh;
   };
   for (const Shape sh : {Shape{1, 0, 1, 1, 8}, Shape{5, 0, 4, 2, 16}, Shape{7, 3, 6, 3, 12}, Shape{33, 0, 8, 8, 64},
-                         Shape{9, 4, 4, 1, 5}}) {
+                         Shape{9, 4, 4, 1, 5}, Shape{40, 0, 8, 2, 32}}) {  // the last: threaded GQA
     const size_t P = sh.start_pos + sh.T, kvs = sh.KV * sh.Dh, group = sh.H / sh.KV;
     const uint32_t seed = static_cast<uint32_t>(sh.T * 100 + sh.Dh);
     const auto q = Normal(sh.T * sh.H * sh.Dh, seed), k = Normal(P * kvs, seed + 1), v = Normal(P * kvs, seed + 2);
@@ -449,6 +451,11 @@ TEST(Gemm, EveryLayoutMatchesRef) {
             GemmRef(ta, tb, a.data(), b.data(), ref.data(), sh.M, sh.N, sh.K, acc);
             Gemm(threads, ta, tb, a.data(), b.data(), fast.data(), sh.M, sh.N, sh.K, acc);
             GemmLoops(threads, ta, tb, a.data(), b.data(), loops.data(), sh.M, sh.N, sh.K, acc);
+            if (!OnednnDisabled()) {  // oneDNN must take every layout (a silent fallback would hide a bad descriptor)
+              std::vector<float> direct = c0;
+              ASSERT_TRUE(GemmOnednnF32General(threads, ta == Trans::kYes, tb == Trans::kYes, a.data(), b.data(),
+                                               direct.data(), sh.M, sh.N, sh.K, acc));
+            }
             for (size_t m = 0; m < sh.M; ++m)
               for (size_t n = 0; n < sh.N; ++n) {
                 double mag = acc ? std::fabs(c0[m * sh.N + n]) : 0.0;

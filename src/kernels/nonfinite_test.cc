@@ -111,7 +111,7 @@ HWY_TARGET_INSTANTIATE_TEST_SUITE_P(NonFiniteTargetTest);
 template <class U>
 void PlantEach(DType dt, const std::vector<U>& bad_patterns, U finite) {
   std::mt19937_64 rng(static_cast<uint64_t>(dt) + 1);
-  const int64_t n = 3 * 16384 + 77;
+  const int64_t n = 4 * 16384 + 77;  // past the threshold where the scan splits over threads
   std::vector<U> v(static_cast<size_t>(n), finite);
   ASSERT_EQ(FindNonFinite(1, dt, v.data(), n), -1) << DTypeName(dt);
   for (size_t k = 0; k < bad_patterns.size(); ++k) {

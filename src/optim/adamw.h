@@ -10,7 +10,9 @@
 //   bc1 = 1 − β1^t, bc2 = 1 − β2^t                (double, as Python computes them)
 //   den = sqrt(v) / f32(sqrt(bc2)) + eps
 //   p   ← p − f32(lr / bc1) · (m / den)
-// eps sits outside the square root; the decay is decoupled (not added to g).
+// eps sits outside the square root; the decay is decoupled (not added to g). Highway
+// vectors (lerp fused, as torch's vector body does), split over the default OpenMP team from
+// 256 Ki elements.
 #pragma once
 
 #include <cstddef>

@@ -56,11 +56,12 @@ double ClipGradNorm(std::span<const std::span<float>> grads, double max_norm) no
     for (float x : g) ss += static_cast<double>(x) * x;
   const double norm = std::sqrt(ss);
   if (max_norm > 0) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) {
-      const float c = static_cast<float>(coef);
+    // torch: clip_coef = max_norm / (total_norm + 1e-6) on f32 tensors, clamped at 1. A NaN
+    // or infinite norm gives a NaN or 0 factor there too, and the gradients follow it.
+    const float coef = static_cast<float>(max_norm) / (static_cast<float>(norm) + 1e-6f);
+    if (!(coef >= 1.0f)) {
       for (const std::span<float> g : grads)
-        for (float& x : g) x *= c;
+        for (float& x : g) x *= coef;
     }
   }
   return norm;

@@ -25,8 +25,9 @@ std::string_view LrScheduleName(LrSchedule s);
 double LrMultiplier(LrSchedule s, int64_t step, int64_t warmup_steps, int64_t total_steps);
 
 // Scales the gradients (one flat range per tensor) so their global L2 norm is at most
-// max_norm: coef = max_norm / (norm + 1e-6), applied when < 1 (torch's clip_grad_norm_).
-// Returns the norm before clipping (sums of squares in double). max_norm <= 0: no clip.
+// max_norm: coef = max_norm / (norm + 1e-6) in f32, applied when < 1 or NaN (torch's
+// clip_grad_norm_: a NaN norm makes every gradient NaN, as there). Returns the norm before
+// clipping (sums of squares in double, rounded to f32 for the factor). max_norm <= 0: no clip.
 double ClipGradNorm(std::span<const std::span<float>> grads, double max_norm) noexcept;
 
 }  // namespace nibble::optim

@@ -661,6 +661,30 @@ TEST(Durability, EveryFileTheNewDirectoryAndItsParentAreFsyncedBeforeAndAfterThe
   EXPECT_TRUE(parent) << "the parent directory was not fsynced after the rename";
 }
 
+// A file system too small for the output: the free-space check names both sizes before
+// the work, instead of a write failing (ENOSPC) after it. A 256 KiB tmpfs mounted in a
+// private mount namespace (unshare -rm: no privileges needed where user namespaces are
+// allowed, as on the machines CI runs on).
+TEST(Durability, AFullFileSystemIsFoundBeforeTheWork) {
+  TempDir t;
+  const std::string small = t.File("small");
+  fs::create_directories(small);
+  ASSERT_EQ(Nibble({"quantize", "--method", "int8", Gguf(), t.File("q8")}).exit_code, 0);
+  for (const std::vector<std::string>& a : std::vector<std::vector<std::string>>{
+           {"export", "-m", Bin(), small + "/out"},
+           {"quantize", Gguf(), small + "/q"},
+           {"dequantize", t.File("q8"), small + "/d"},
+           {"convert", "--dtype", "f32", Gguf(), small + "/x.gguf"}}) {
+    std::string cmd = "mount -t tmpfs -o size=256k none " + small + " || exit 99; exec " + kCli;
+    for (const std::string& s : a) cmd += " " + s;
+    const ProcResult r = test::Run({"/usr/bin/unshare", "-rm", "/bin/sh", "-c", cmd});
+    ASSERT_NE(r.exit_code, 99) << "could not mount a small tmpfs in a mount namespace: " << r.err;
+    ExpectOneError(r, "but the file system has 256.0 KiB free", a[0] + " to a 256 KiB file system");
+    EXPECT_TRUE(Has(r.err, "needs ")) << r.err;
+  }
+  EXPECT_TRUE(fs::is_empty(small));  // the mount was private; nothing was written here
+}
+
 // ---- 4. --threads ----------------------------------------------------------------------
 
 TEST(Arguments, ThreadsOutsideZeroToFourTimesTheCoresAreRefused) {
