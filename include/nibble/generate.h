@@ -45,6 +45,9 @@ struct GenerateOptions {
   // Called with each piece of generated text as soon as it is final (text that could
   // still be the start of a stop string is held back until it is not).
   std::function<void(std::string_view piece)> on_piece;
+  // Polled before each token: true stops the generation (StopReason::kInterrupted), e.g.
+  // when the reader of the stream went away.
+  std::function<bool()> should_stop;
   std::vector<std::string> stop_strings;  // generation stops before the first one that appears
 
   static constexpr int64_t kDefaultMaxCtx = 4096;

@@ -174,6 +174,10 @@ GenerateReport Generate(const GenerateOptions& o) {
   int32_t prev = r.prompt_ids.back();
   r.stop_reason = StopReason::kNPredict;
   for (int64_t i = 0; o.n_predict < 0 || i < o.n_predict; ++i) {
+    if (o.should_stop && o.should_stop()) {
+      r.stop_reason = StopReason::kInterrupted;
+      break;
+    }
     const int32_t next = sampler.Sample(logits, history);
     // llama2.c ends a sample when BOS comes again; llama.cpp ends on EOS.
     if (next == vocab.eos_id || next == vocab.bos_id) {

@@ -54,6 +54,9 @@ int RunGenerate(GenerateArgs& a) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   };
+  // A full disk or a reader that went away (`| head -c 100`): stop generating; main
+  // reports the write error and exits 1.
+  o.should_stop = [] { return std::ferror(stdout) != 0; };
   if (a.json) {  // one JSON object on stdout instead of the stream; warnings and summary stay on stderr
     o.on_piece = nullptr;
     const GenerateReport r = Generate(o);
