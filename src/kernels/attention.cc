@@ -70,6 +70,25 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace nibble::kernels {
 
+namespace {
+
+// The probabilities of one (token, head) row in double: p_s = softmax_s(q·k_s / sqrt(Dh))
+// over n positions (k: the row's kv head in row 0, row stride kv_stride). Both oracles use it.
+void ProbsRef(const float* qh, const float* k, size_t n, size_t kv_stride, size_t Dh, double* p) {
+  double mx = -INFINITY, sum = 0.0;
+  for (size_t s = 0; s < n; ++s) {
+    double dot = 0.0;
+    for (size_t d = 0; d < Dh; ++d) dot += static_cast<double>(qh[d]) * k[s * kv_stride + d];
+    p[s] = dot / std::sqrt(static_cast<double>(Dh));
+    mx = std::max(mx, p[s]);
+  }
+  for (size_t s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
+  for (size_t s = 0; s < n; ++s) p[s] /= sum;
+}
+
+}  // namespace
+
+
 HWY_EXPORT(CausalAttentionTarget);
 HWY_EXPORT(CausalAttentionBackwardTarget);
 
@@ -92,15 +111,7 @@ void CausalAttentionBackwardRef(const float* q, const float* k, const float* v, 
       const float* qh = q + t * H * Dh + i * Dh;
       const float* doh = dout + t * H * Dh + i * Dh;
       const size_t off = (i / group) * Dh, n = start_pos + t + 1;
-      double mx = -INFINITY, sum = 0.0;
-      for (size_t s = 0; s < n; ++s) {
-        double dot = 0.0;
-        for (size_t d = 0; d < Dh; ++d) dot += static_cast<double>(qh[d]) * k[s * kv_stride + off + d];
-        p[s] = dot * scale;
-        mx = std::max(mx, p[s]);
-      }
-      for (size_t s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
-      for (size_t s = 0; s < n; ++s) p[s] /= sum;
+      ProbsRef(qh, k + off, n, kv_stride, Dh, p.data());
       // D = do·o with o = Σ p_s v_s, in double.
       double D = 0.0;
       for (size_t d = 0; d < Dh; ++d) {
@@ -141,17 +152,10 @@ void CausalAttentionRef(const float* q, const float* k, const float* v, float* o
     for (size_t i = 0; i < H; ++i) {
       const float* qh = q + t * H * Dh + i * Dh;
       const size_t off = (i / group) * Dh, n = start_pos + t + 1;
-      double mx = -INFINITY, sum = 0.0;
-      for (size_t s = 0; s < n; ++s) {
-        double dot = 0.0;
-        for (size_t d = 0; d < Dh; ++d) dot += static_cast<double>(qh[d]) * k[s * kv_stride + off + d];
-        p[s] = dot / std::sqrt(static_cast<double>(Dh));
-        mx = std::max(mx, p[s]);
-      }
-      for (size_t s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
+      ProbsRef(qh, k + off, n, kv_stride, Dh, p.data());
       std::fill(o.begin(), o.end(), 0.0);
       for (size_t s = 0; s < n; ++s)
-        for (size_t d = 0; d < Dh; ++d) o[d] += p[s] / sum * v[s * kv_stride + off + d];
+        for (size_t d = 0; d < Dh; ++d) o[d] += p[s] * v[s * kv_stride + off + d];
       for (size_t d = 0; d < Dh; ++d) out[t * H * Dh + i * Dh + d] = static_cast<float>(o[d]);
     }
   }

@@ -42,61 +42,57 @@ void RopeAngles(int64_t pos, float theta, size_t Dh, float* cos, float* sin) noe
   }
 }
 
-void Rope(RopeLayout layout, float* x, size_t n_heads, size_t Dh, const float* cos, const float* sin) noexcept {
+namespace {
+
+// Rotates each pair by angle_j with sin_j multiplied by `sign`: +1 is the forward, −1
+// its transpose (the backward). Negating sin is exact, so both are the same arithmetic.
+void Rotate(RopeLayout layout, float* x, size_t n_heads, size_t Dh, const float* cos, const float* sin,
+            float sign) {
   for (size_t h = 0; h < n_heads; ++h) {
     float* xh = x + h * Dh;
     for (size_t j = 0; j < Dh / 2; ++j) {
       size_t a, b;
       PairIndex(layout, j, Dh, &a, &b);
-      const float xa = xh[a], xb = xh[b];
-      xh[a] = xa * cos[j] - xb * sin[j];
-      xh[b] = xb * cos[j] + xa * sin[j];
+      const float xa = xh[a], xb = xh[b], s = sign * sin[j];
+      xh[a] = xa * cos[j] - xb * s;
+      xh[b] = xb * cos[j] + xa * s;
     }
   }
+}
+
+// The same in double from pos and theta.
+void RotateRef(RopeLayout layout, float* x, size_t n_heads, size_t Dh, int64_t pos, float theta, double sign) {
+  for (size_t h = 0; h < n_heads; ++h) {
+    float* xh = x + h * Dh;
+    for (size_t j = 0; j < Dh / 2; ++j) {
+      const double angle = static_cast<double>(pos) * std::pow(static_cast<double>(theta), -2.0 * j / Dh);
+      const double c = std::cos(angle), sn = sign * std::sin(angle);
+      size_t a, b;
+      PairIndex(layout, j, Dh, &a, &b);
+      const double xa = xh[a], xb = xh[b];
+      xh[a] = static_cast<float>(xa * c - xb * sn);
+      xh[b] = static_cast<float>(xb * c + xa * sn);
+    }
+  }
+}
+
+}  // namespace
+
+void Rope(RopeLayout layout, float* x, size_t n_heads, size_t Dh, const float* cos, const float* sin) noexcept {
+  Rotate(layout, x, n_heads, Dh, cos, sin, 1.0f);
 }
 
 void RopeBackward(RopeLayout layout, float* dx, size_t n_heads, size_t Dh, const float* cos,
                   const float* sin) noexcept {
-  for (size_t h = 0; h < n_heads; ++h) {
-    float* xh = dx + h * Dh;
-    for (size_t j = 0; j < Dh / 2; ++j) {
-      size_t a, b;
-      PairIndex(layout, j, Dh, &a, &b);
-      const float ga = xh[a], gb = xh[b];
-      xh[a] = ga * cos[j] + gb * sin[j];
-      xh[b] = gb * cos[j] - ga * sin[j];
-    }
-  }
+  Rotate(layout, dx, n_heads, Dh, cos, sin, -1.0f);
 }
 
 void RopeBackwardRef(RopeLayout layout, float* dx, size_t n_heads, size_t Dh, int64_t pos, float theta) noexcept {
-  for (size_t h = 0; h < n_heads; ++h) {
-    float* xh = dx + h * Dh;
-    for (size_t j = 0; j < Dh / 2; ++j) {
-      const double angle = static_cast<double>(pos) * std::pow(static_cast<double>(theta), -2.0 * j / Dh);
-      const double c = std::cos(angle), s = std::sin(angle);
-      size_t a, b;
-      PairIndex(layout, j, Dh, &a, &b);
-      const double ga = xh[a], gb = xh[b];
-      xh[a] = static_cast<float>(ga * c + gb * s);
-      xh[b] = static_cast<float>(gb * c - ga * s);
-    }
-  }
+  RotateRef(layout, dx, n_heads, Dh, pos, theta, -1.0);
 }
 
 void RopeRef(RopeLayout layout, float* x, size_t n_heads, size_t Dh, int64_t pos, float theta) noexcept {
-  for (size_t h = 0; h < n_heads; ++h) {
-    float* xh = x + h * Dh;
-    for (size_t j = 0; j < Dh / 2; ++j) {
-      const double angle = static_cast<double>(pos) * std::pow(static_cast<double>(theta), -2.0 * j / Dh);
-      const double c = std::cos(angle), s = std::sin(angle);
-      size_t a, b;
-      PairIndex(layout, j, Dh, &a, &b);
-      const double xa = xh[a], xb = xh[b];
-      xh[a] = static_cast<float>(xa * c - xb * s);
-      xh[b] = static_cast<float>(xb * c + xa * s);
-    }
-  }
+  RotateRef(layout, x, n_heads, Dh, pos, theta, 1.0);
 }
 
 }  // namespace nibble::kernels
