@@ -1,6 +1,6 @@
 // AdamWStep: torch's single-tensor order of operations in f32, on Highway vectors (the
 // tail through the same vector code on a padded copy, so an element's result does not
-// depend on where it sits), split over OpenMP threads; and the double reference.
+// depend on where it sits), split over `num_threads`; and the double reference.
 #include "optim/adamw.h"
 
 #include <omp.h>
@@ -64,14 +64,13 @@ void AdamWSpan(float* p, const float* g, float* m, float* v, size_t n, const Con
   }
 }
 
-void AdamWTarget(float* p, const float* g, float* m, float* v, size_t n, float decay, float w1, float b2,
+void AdamWTarget(int threads, float* p, const float* g, float* m, float* v, size_t n, float decay, float w1, float b2,
                  float one_minus_b2, float bc2_sqrt, float eps, float neg_step_size) {
   const Consts k = {decay, w1, b2, one_minus_b2, bc2_sqrt, eps, neg_step_size};
   // Chunks of 64 Ki elements (a multiple of every vector length) over the threads; below
   // 256 Ki elements one thread is faster than waking a team.
   constexpr size_t kChunk = size_t{1} << 16;
   const long chunks = static_cast<long>((n + kChunk - 1) / kChunk);
-  const int threads = omp_get_max_threads();
 #pragma omp parallel for num_threads(threads) schedule(static) if (n >= 4 * kChunk && threads > 1)
   for (long c = 0; c < chunks; ++c) {
     const size_t b = static_cast<size_t>(c) * kChunk, e = std::min(n, b + kChunk);
@@ -87,11 +86,12 @@ namespace nibble::optim {
 
 HWY_EXPORT(AdamWTarget);
 
-void AdamWStep(float* p, const float* g, float* m, float* v, size_t n, int64_t step, double lr, double weight_decay,
-               const AdamWConfig& c) noexcept {
+void AdamWStep(int num_threads, float* p, const float* g, float* m, float* v, size_t n, int64_t step, double lr,
+               double weight_decay, const AdamWConfig& c) noexcept {
   const double bc1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
-  NB_DYNAMIC_DISPATCH(AdamWTarget)(p, g, m, v, n, static_cast<float>(1.0 - lr * weight_decay),
+  NB_DYNAMIC_DISPATCH(AdamWTarget)(num_threads < 1 ? 1 : num_threads, p, g, m, v, n,
+                                   static_cast<float>(1.0 - lr * weight_decay),
                                    static_cast<float>(1.0 - c.beta1), static_cast<float>(c.beta2),
                                    static_cast<float>(1.0 - c.beta2), static_cast<float>(std::sqrt(bc2)),
                                    static_cast<float>(c.eps), static_cast<float>(-(lr / bc1)));

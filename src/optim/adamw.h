@@ -11,8 +11,8 @@
 //   den = sqrt(v) / f32(sqrt(bc2)) + eps
 //   p   ← p − f32(lr / bc1) · (m / den)
 // eps sits outside the square root; the decay is decoupled (not added to g). Highway
-// vectors (lerp fused, as torch's vector body does), split over the default OpenMP team from
-// 256 Ki elements.
+// vectors (lerp fused, as torch's vector body does), split over threads from 256 Ki
+// elements.
 #pragma once
 
 #include <cstddef>
@@ -30,9 +30,10 @@ struct AdamWConfig {
 // One step over n parameters. p, m, v updated in place; g read. `step` is the step count
 // after this step (1 for the first). `lr` is this step's learning rate (the schedule's),
 // `weight_decay` this range's (0 for biases and norm weights, as the HF Trainer groups
-// them). noexcept, no checks.
-void AdamWStep(float* p, const float* g, float* m, float* v, size_t n, int64_t step, double lr, double weight_decay,
-               const AdamWConfig& c) noexcept;
+// them). `num_threads` splits ranges of 256 Ki elements or more (0 or 1: this thread).
+// noexcept, no checks.
+void AdamWStep(int num_threads, float* p, const float* g, float* m, float* v, size_t n, int64_t step, double lr,
+               double weight_decay, const AdamWConfig& c) noexcept;
 
 // Scalar oracle: the same update with every operation in double (p, m, v rounded to f32
 // when stored).

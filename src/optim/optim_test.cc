@@ -99,7 +99,8 @@ TEST(OptimGolden, AdamWTrajectoryMatchesTorch) {
     for (const auto& name_j : g["order"]) {
       const std::string name = name_j;
       const double decay = name == "norm" ? 0.0 : wd;
-      AdamWStep(p[name].data(), grads[name].data(), m[name].data(), v[name].data(), p[name].size(), step, lr, decay, c);
+      AdamWStep(1, p[name].data(), grads[name].data(), m[name].data(), v[name].data(), p[name].size(), step, lr,
+                decay, c);
       const std::vector<float> want = Floats(s["params"][name]);
       for (size_t i = 0; i < want.size(); ++i)
         ASSERT_LE(std::fabs(p[name][i] - want[i]),
@@ -125,7 +126,7 @@ TEST(AdamW, StepMatchesDoubleRef) {
   for (int64_t step = 1; step <= 50; ++step) {
     std::vector<float> g(n);
     for (float& x : g) x = n01(rng);
-    AdamWStep(p.data(), g.data(), m.data(), v.data(), n, step, lr, 0.01, c);
+    AdamWStep(1, p.data(), g.data(), m.data(), v.data(), n, step, lr, 0.01, c);
     AdamWStepRef(pr.data(), g.data(), mr.data(), vr.data(), n, step, lr, 0.01, c);
   }
   for (size_t i = 0; i < n; ++i) {
@@ -144,10 +145,10 @@ TEST(AdamW, LargeRangesSplitOverThreadsGiveTheSameBits) {
   for (size_t i = 0; i < n; ++i) p[i] = n01(rng), g[i] = n01(rng), m[i] = 0.1f * n01(rng), v[i] = std::fabs(n01(rng));
   std::vector<float> p2 = p, m2 = m, v2 = v;
   AdamWConfig c;
-  AdamWStep(p.data(), g.data(), m.data(), v.data(), n, 3, 1e-3, 0.01, c);
+  AdamWStep(2, p.data(), g.data(), m.data(), v.data(), n, 3, 1e-3, 0.01, c);
   for (size_t b = 0; b < n; b += 1000) {
     const size_t k = std::min<size_t>(1000, n - b);
-    AdamWStep(p2.data() + b, g.data() + b, m2.data() + b, v2.data() + b, k, 3, 1e-3, 0.01, c);
+    AdamWStep(1, p2.data() + b, g.data() + b, m2.data() + b, v2.data() + b, k, 3, 1e-3, 0.01, c);
   }
   EXPECT_EQ(p, p2);
   EXPECT_EQ(m, m2);
