@@ -43,17 +43,15 @@ struct BenchModel {
 // are left out: the figure is the weights' roofline.
 double WeightBytesPerToken(const model::LlamaModel& m) {
   const model::LlamaWeights& w = m.weights();
-  // Quantized roles (QuantizedRoles) count their codes and scales; dense views their bytes.
-  const bool tied = m.config().tie_word_embeddings;
-  const quant::QTensor* cls_q = w.classifier_q != nullptr ? w.classifier_q : (tied ? nullptr : w.lm_head_q);
-  double bytes = cls_q != nullptr ? static_cast<double>(cls_q->StorageBytes())
-                                  : static_cast<double>(w.Classifier(m.config()).NumBytes());
+  // Quantized Linears count their codes and scales; dense views their bytes.
+  auto linear_bytes = [](const model::LinearWeight& lin) {
+    return static_cast<double>(lin.q != nullptr ? lin.q->StorageBytes() : lin.dense.NumBytes());
+  };
+  double bytes = linear_bytes(w.Classifier(m.config()));
   bytes += static_cast<double>(w.embed.NumBytes()) / static_cast<double>(w.embed.shape[0]);
   for (const model::LlamaLayerWeights& l : w.layers) {
-    const ConstTensorView* dense[] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
-    const quant::QTensor* q[] = {l.q.wq, l.q.wk, l.q.wv, l.q.wo, l.q.w_gate, l.q.w_up, l.q.w_down};
-    for (size_t i = 0; i < 7; ++i)
-      bytes += q[i] != nullptr ? static_cast<double>(q[i]->StorageBytes()) : static_cast<double>(dense[i]->NumBytes());
+    for (const model::LinearWeight* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      bytes += linear_bytes(*lin);
   }
   return bytes;
 }

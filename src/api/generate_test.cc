@@ -169,19 +169,19 @@ TEST(GenerateTest, Bf16GgufWeightsAreTheRoundedF32Weights) {
   lo.weights = api::WeightDtype::kBf16;
   const auto d = api::LoadModel(f32, lo, ctx);
   for (const auto* w : {&c->model->weights(), &d->model->weights()}) {
-    ASSERT_EQ(w->layers[2].wq.dtype, DType::kBF16);
+    ASSERT_EQ(w->layers[2].wq.dense.dtype, DType::kBF16);
     ASSERT_EQ(w->final_norm.dtype, DType::kF32);  // norms stay f32
-    const auto xs = wa.layers[2].wq.As<float>();
-    const auto ys = w->layers[2].wq.As<uint16_t>();
+    const auto xs = wa.layers[2].wq.dense.As<float>();
+    const auto ys = w->layers[2].wq.dense.As<uint16_t>();
     ASSERT_EQ(xs.size(), ys.size());
     for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(F32ToBF16(xs[i]), ys[i]) << i;
   }
   EXPECT_TRUE(std::none_of(c->owned.begin(), c->owned.end(),
-                           [&](const Tensor& t) { return t.data() == c->model->weights().layers[2].wq.data; }))
+                           [&](const Tensor& t) { return t.data() == c->model->weights().layers[2].wq.dense.data; }))
       << "kAuto borrows the bf16 matrix from the map";
   for (const auto& [x, y] : {std::pair{wa.embed, wb.embed},
-                             {wa.layers[2].wq, wb.layers[2].wq},
-                             {wa.layers[4].w_down, wb.layers[4].w_down},
+                             {wa.layers[2].wq.dense, wb.layers[2].wq.dense},
+                             {wa.layers[4].w_down.dense, wb.layers[4].w_down.dense},
                              {wa.final_norm, wb.final_norm}}) {
     const auto xs = x.As<float>(), ys = y.As<float>();
     ASSERT_EQ(xs.size(), ys.size());

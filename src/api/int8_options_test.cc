@@ -63,7 +63,7 @@ TEST(Int8Options, ClassifierQuantizedAtLoadAndUsed) {
   ASSERT_NE(cls, nullptr);
   EXPECT_EQ(cls->method, quant::QuantMethod::kLlmInt8);
   EXPECT_EQ(cls->threshold, 0.0f);
-  EXPECT_EQ(cls->shape, dense->model->weights().Classifier(dense->config).shape);
+  EXPECT_EQ(cls->shape, dense->model->weights().Classifier(dense->config).shape());
   EXPECT_EQ(dense->model->weights().classifier_q, nullptr);
   const int64_t V = dense->config.vocab_size;
   const std::vector<float> a = AllLogits(*dense, ctx), b = AllLogits(*q, ctx);
@@ -89,7 +89,7 @@ TEST(Int8Options, ClassifierAlreadyQuantizedIsKept) {
   lo.int8_classifier = true;
   const auto m = LoadModel(out, lo, ctx);
   ASSERT_FALSE(m->config.tie_word_embeddings);
-  ASSERT_NE(m->model->weights().lm_head_q, nullptr);
+  ASSERT_NE(m->model->weights().lm_head.q, nullptr);
   EXPECT_EQ(m->model->weights().classifier_q, nullptr);
   EXPECT_TRUE(m->classifier_was_quantized);
   const std::vector<std::string> w = Int8OptionWarnings(*m, lo);

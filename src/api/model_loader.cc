@@ -265,28 +265,7 @@ model::LlamaConfig ConfigFromHf(const std::string& path) {
 
 }  // namespace
 
-std::string GgufToHfName(const std::string& name) {
-  static const std::map<std::string, std::string, std::less<>> kTop = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"},
-  };
-  static const std::map<std::string, std::string, std::less<>> kBlock = {
-      {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},   {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"}, {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},        {"ffn_down", "mlp.down_proj"},
-  };
-  if (auto it = kTop.find(name); it != kTop.end()) return it->second;
-  if (!name.starts_with("blk.")) return name;
-  const size_t dot = name.find('.', 4);
-  const size_t last = name.rfind('.');
-  if (dot == std::string::npos || last <= dot) return name;
-  const std::string layer = name.substr(4, dot - 4);
-  const std::string role = name.substr(dot + 1, last - dot - 1);
-  auto it = kBlock.find(role);
-  if (it == kBlock.end()) return name;
-  return fmt::format("model.layers.{}.{}{}", layer, it->second, name.substr(last));
-}
+std::string GgufToHfName(const std::string& name) { return model::HfNameFromGguf(name); }
 
 namespace {
 
@@ -301,9 +280,10 @@ ConstTensorView F32View(const SourceTensor& t, const std::string& file, ExecCont
 }
 
 // Matrices are the roles a matmul reads (embedding, projections, classifier); norms
-// ("...norm.weight") and biases stay f32 whatever WeightDtype asks for.
+// and biases stay f32 whatever WeightDtype asks for.
 bool IsMatrix(std::string_view hf_name) {
-  return hf_name.ends_with(".weight") && hf_name.find("norm") == std::string_view::npos;
+  const std::optional<model::RoleAt> r = model::RoleFromHfName(hf_name);
+  return r && r->role->is_matrix();
 }
 
 // A view of matrix `t` in the dtype `want` asks for: bf16-stored data is borrowed when
@@ -337,12 +317,9 @@ WeightDtype ParseWeightDtype(std::string_view name) {
 
 std::vector<std::string> LinearWeightNames(const model::LlamaConfig& c) {
   std::vector<std::string> names;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    for (const char* role : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
-      names.push_back(fmt::format("model.layers.{}.{}.weight", l, role));
-  }
-  if (!c.tie_word_embeddings) names.push_back("lm_head.weight");
+  model::ForEachRole(c, [&](const model::RoleAt& r) {
+    if (r.role->kind == model::RoleKind::kLinear) names.push_back(r.HfName());
+  });
   return names;
 }
 
@@ -459,9 +436,9 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       return it == quantized.end() ? nullptr : it->second;
     };
     model::LlamaWeights weights = model::BindHfTensors(m->config, lookup, qlookup);
-    m->classifier_was_quantized = !m->config.tie_word_embeddings && weights.lm_head_q != nullptr;
+    m->classifier_was_quantized = !m->config.tie_word_embeddings && weights.lm_head.q != nullptr;
     if (options.int8_classifier && !m->classifier_was_quantized) {
-      const ConstTensorView& cls = weights.Classifier(m->config);
+      const ConstTensorView cls = weights.Classifier(m->config).dense;
       m->quantized.push_back(std::make_unique<quant::QTensor>(quant::QuantizeLlmInt8Stored(
           ctx.allocator(), cls.data, cls.dtype, cls.shape, cls.dtype, /*threshold=*/0.0f, ctx.num_threads())));
       weights.classifier_q = m->quantized.back().get();

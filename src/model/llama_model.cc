@@ -10,37 +10,16 @@
 
 #include "kernels/attention.h"
 #include "kernels/convert.h"
-#include "kernels/gemv_group.h"
-#include "kernels/matmul.h"
-#include "kernels/matmul_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "nibble/error.h"
-#include "quant/qlinear.h"
+#include "model/linear.h"
 
 namespace nibble::model {
 namespace {
 
 const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
-
-// y: [M, N] = x: [M, K] · wᵀ for w: [N, K] f32 or bf16 (Validate admitted only these),
-// or the quantized `q` when set; the dtype picks the kernel, so an all-f32 model runs
-// exactly the f32 MatMul.
-void Linear(int threads, Allocator& alloc, const float* x, const ConstTensorView& w, const quant::QTensor* q,
-            float* y, size_t M, size_t N, size_t K) {
-  if (q != nullptr) {
-    quant::QLinear(threads, alloc, x, *q, y, static_cast<int64_t>(M));
-  } else if (w.dtype == DType::kBF16) {
-    kernels::MatMulBf16(threads, x, static_cast<const uint16_t*>(w.data), y, M, N, K);
-  } else {
-    kernels::MatMul(threads, x, F32(w), y, M, N, K);
-  }
-}
-
-kernels::GemvOut Out(const ConstTensorView& w, float* y, size_t n) {
-  return {w.data, w.dtype == DType::kBF16, y, n};
-}
 
 // Row `row` of the [V, D] embedding (f32 or bf16, widened exactly) into out: [D].
 void EmbedRow(const ConstTensorView& embed, size_t row, size_t D, float* out) {
@@ -131,21 +110,15 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   }
 
   const float eps = c.rms_norm_eps;
+  const LinearCall call{threads, &ctx.allocator()};
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const LlamaLayerWeights& w = weights_.layers[l];
     float* k_rows = cache.k(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
     float* v_rows = cache.v(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
     // Attention block.
     kernels::RmsNorm(h, F32(w.attn_norm), a, T, D, eps);
-    Allocator& alloc = ctx.allocator();
-    if (T == 1 && !w.q.any()) {  // decode: one parallel region for the three GEMVs
-      const kernels::GemvOut outs[] = {Out(w.wq, q, QD), Out(w.wk, k_rows, KVD), Out(w.wv, v_rows, KVD)};
-      kernels::GemvGroup(threads, a, D, outs);
-    } else {
-      Linear(threads, alloc, a, w.wq, w.q.wq, q, T, QD, D);
-      Linear(threads, alloc, a, w.wk, w.q.wk, k_rows, T, KVD, D);
-      Linear(threads, alloc, a, w.wv, w.q.wv, v_rows, T, KVD, D);
-    }
+    const LinearOut qkv[] = {{&w.wq, q}, {&w.wk, k_rows}, {&w.wv, v_rows}};
+    LinearForwardGroup(call, a, T, qkv);
     if (c.attention_bias) {
       AddBias(q, F32(w.bq), T, QD);
       AddBias(k_rows, F32(w.bk), T, KVD);
@@ -157,19 +130,14 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     }
     kernels::CausalAttention(threads, q, cache.k(static_cast<int64_t>(l)), cache.v(static_cast<int64_t>(l)), att, T,
                              static_cast<size_t>(start_pos), H, KV, Dh, scores);
-    Linear(threads, alloc, att, w.wo, w.q.wo, tmp, T, D, QD);
+    LinearForward(call, w.wo, att, tmp, T);
     AddInPlace(h, tmp, T * D);
     // MLP block: down(silu(gate(m)) · up(m)).
     kernels::RmsNorm(h, F32(w.ffn_norm), a, T, D, eps);
-    if (T == 1 && !w.q.any()) {
-      const kernels::GemvOut outs[] = {Out(w.w_gate, gate, F), Out(w.w_up, up, F)};
-      kernels::GemvGroup(threads, a, D, outs);
-    } else {
-      Linear(threads, alloc, a, w.w_gate, w.q.w_gate, gate, T, F, D);
-      Linear(threads, alloc, a, w.w_up, w.q.w_up, up, T, F, D);
-    }
+    const LinearOut gate_up[] = {{&w.w_gate, gate}, {&w.w_up, up}};
+    LinearForwardGroup(call, a, T, gate_up);
     kernels::SwiGlu(gate, up, gate, T * F);
-    Linear(threads, alloc, gate, w.w_down, w.q.w_down, tmp, T, D, F);
+    LinearForward(call, w.w_down, gate, tmp, T);
     AddInPlace(h, tmp, T * D);
   }
 
@@ -177,9 +145,7 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   const size_t first = mode == LogitsMode::kAll ? 0 : T - 1;
   const size_t rows = T - first;
   kernels::RmsNorm(h + first * D, F32(weights_.final_norm), a, rows, D, eps);
-  const quant::QTensor* cls_q =
-      weights_.classifier_q != nullptr ? weights_.classifier_q : (c.tie_word_embeddings ? nullptr : weights_.lm_head_q);
-  Linear(threads, ctx.allocator(), a, weights_.Classifier(c), cls_q, logits.data(), rows, V, D);
+  LinearForward(call, weights_.Classifier(c), a, logits.data(), rows);
 }
 
 }  // namespace nibble::model

@@ -52,9 +52,9 @@ struct Widened {
     store.reserve(64);
     LlamaWeights out = w;
     out.embed = Widen(w.embed);
-    out.lm_head = Widen(w.lm_head);
+    out.lm_head.dense = Widen(w.lm_head.dense);
     for (LlamaLayerWeights& l : out.layers) {
-      for (ConstTensorView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) *m = Widen(*m);
+      for (LinearWeight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) m->dense = Widen(m->dense);
     }
     return out;
   }
@@ -99,18 +99,18 @@ TEST(LlamaBf16Test, ConvertRoundsMatricesAndCopiesVectors) {
   const LlamaWeights& w = owned.weights;
   EXPECT_NO_THROW(w.Validate(c));
   ExpectRounded(src.embed, w.embed);
-  ExpectRounded(src.lm_head, w.lm_head);
+  ExpectRounded(src.lm_head.dense, w.lm_head.dense);
   ExpectCopied(src.final_norm, w.final_norm);
   ASSERT_EQ(w.layers.size(), src.layers.size());
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LlamaLayerWeights &s = src.layers[l], &d = w.layers[l];
-    ExpectRounded(s.wq, d.wq);
-    ExpectRounded(s.wk, d.wk);
-    ExpectRounded(s.wv, d.wv);
-    ExpectRounded(s.wo, d.wo);
-    ExpectRounded(s.w_gate, d.w_gate);
-    ExpectRounded(s.w_up, d.w_up);
-    ExpectRounded(s.w_down, d.w_down);
+    ExpectRounded(s.wq.dense, d.wq.dense);
+    ExpectRounded(s.wk.dense, d.wk.dense);
+    ExpectRounded(s.wv.dense, d.wv.dense);
+    ExpectRounded(s.wo.dense, d.wo.dense);
+    ExpectRounded(s.w_gate.dense, d.w_gate.dense);
+    ExpectRounded(s.w_up.dense, d.w_up.dense);
+    ExpectRounded(s.w_down.dense, d.w_down.dense);
     ExpectCopied(s.attn_norm, d.attn_norm);
     ExpectCopied(s.ffn_norm, d.ffn_norm);
     ExpectCopied(s.bq, d.bq);
@@ -119,7 +119,7 @@ TEST(LlamaBf16Test, ConvertRoundsMatricesAndCopiesVectors) {
   }
   // Converting the bf16 weights again copies them bit for bit (no double rounding).
   const OwnedLlamaWeights again = ConvertWeightsToBf16(alloc, w);
-  EXPECT_EQ(std::memcmp(again.weights.layers[1].w_up.data, w.layers[1].w_up.data, w.layers[1].w_up.NumBytes()), 0);
+  EXPECT_EQ(std::memcmp(again.weights.layers[1].w_up.dense.data, w.layers[1].w_up.dense.data, w.layers[1].w_up.dense.NumBytes()), 0);
 }
 
 TEST(LlamaBf16Test, DTypeErrorsNameTheRole) {
@@ -137,7 +137,7 @@ TEST(LlamaBf16Test, DTypeErrorsNameTheRole) {
   Allocator alloc;
   EXPECT_THROW(ConvertWeightsToBf16(alloc, w), ShapeError);
   LlamaWeights w2 = rw.Build(c);
-  w2.layers[0].wk.dtype = DType::kF16;  // matrices: f32 or bf16 only
+  w2.layers[0].wk.dense.dtype = DType::kF16;  // matrices: f32 or bf16 only
   EXPECT_THROW(w2.Validate(c), ShapeError);
   EXPECT_THROW(ConvertWeightsToBf16(alloc, w2), ShapeError);
 }

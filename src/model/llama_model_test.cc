@@ -74,9 +74,9 @@ std::vector<double> ForwardRef(const LlamaConfig& c, const LlamaWeights& w, cons
     std::vector<std::vector<double>> q(T), k(T), v(T);
     for (size_t t = 0; t < T; ++t) {
       const std::vector<double> a = RmsNormD(h[t], lw.attn_norm, c.rms_norm_eps);
-      q[t] = Linear(lw.wq, a, &lw.bq);
-      k[t] = Linear(lw.wk, a, &lw.bk);
-      v[t] = Linear(lw.wv, a, &lw.bv);
+      q[t] = Linear(lw.wq.dense, a, &lw.bq);
+      k[t] = Linear(lw.wk.dense, a, &lw.bk);
+      v[t] = Linear(lw.wv.dense, a, &lw.bv);
       RopeD(q[t], H, Dh, static_cast<int64_t>(t), c.rope_theta);
       RopeD(k[t], KV, Dh, static_cast<int64_t>(t), c.rope_theta);
     }
@@ -96,19 +96,19 @@ std::vector<double> ForwardRef(const LlamaConfig& c, const LlamaWeights& w, cons
         for (size_t p = 0; p <= t; ++p)
           for (size_t d = 0; d < Dh; ++d) o[i * Dh + d] += s[p] / sum * v[p][j * Dh + d];
       }
-      const std::vector<double> attn = Linear(lw.wo, o, nullptr);
+      const std::vector<double> attn = Linear(lw.wo.dense, o, nullptr);
       for (size_t i = 0; i < D; ++i) h[t][i] += attn[i];
       const std::vector<double> m = RmsNormD(h[t], lw.ffn_norm, c.rms_norm_eps);
-      std::vector<double> g = Linear(lw.w_gate, m, nullptr);
-      const std::vector<double> u = Linear(lw.w_up, m, nullptr);
+      std::vector<double> g = Linear(lw.w_gate.dense, m, nullptr);
+      const std::vector<double> u = Linear(lw.w_up.dense, m, nullptr);
       for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
-      const std::vector<double> down = Linear(lw.w_down, g, nullptr);
+      const std::vector<double> down = Linear(lw.w_down.dense, g, nullptr);
       for (size_t i = 0; i < D; ++i) h[t][i] += down[i];
     }
   }
   std::vector<double> logits;
   for (size_t t = 0; t < T; ++t) {
-    const std::vector<double> row = Linear(w.Classifier(c), RmsNormD(h[t], w.final_norm, c.rms_norm_eps), nullptr);
+    const std::vector<double> row = Linear(w.Classifier(c).dense, RmsNormD(h[t], w.final_norm, c.rms_norm_eps), nullptr);
     logits.insert(logits.end(), row.begin(), row.end());
   }
   return logits;
@@ -186,8 +186,8 @@ TEST(LlamaModelTest, RotateHalfWithPermutedRowsMatchesAdjacentPairs) {
     return ConstTensorView{permuted.back().data(), DType::kF32, t.shape};
   };
   for (LlamaLayerWeights& lw : hw.layers) {
-    lw.wq = permute(lw.wq, D);
-    lw.wk = permute(lw.wk, D);
+    lw.wq.dense = permute(lw.wq.dense, D);
+    lw.wk.dense = permute(lw.wk.dense, D);
     lw.bq = permute(lw.bq, 1);
     lw.bk = permute(lw.bk, 1);
   }
@@ -231,7 +231,7 @@ TEST(LlamaModelTest, WeightAndConfigErrorsNameTheField) {
   const LlamaConfig c = TinyConfig();
   RandomWeights rw;
   LlamaWeights w = rw.Build(c);
-  w.layers[1].w_up.shape = Shape{47, 32};
+  w.layers[1].w_up.dense.shape = Shape{47, 32};
   try {
     LlamaModel m(c, w);
     FAIL() << "no ShapeError";

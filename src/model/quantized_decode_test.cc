@@ -121,8 +121,8 @@ void Build(const LlamaConfig& c, const Variant& v, Allocator& alloc, QuantizedMo
       std::vector<float> f(static_cast<size_t>(view.shape.NumElems()));
       quant::DequantizeMatrix(out->q.back(), f.data(), 2);
       LlamaLayerWeights& dl = dw.layers[role / 7];
-      ConstTensorView* fields[7] = {&dl.wq, &dl.wk, &dl.wv, &dl.wo, &dl.w_gate, &dl.w_up, &dl.w_down};
-      ConstTensorView* dv = fields[role % 7];
+      LinearWeight* fields[7] = {&dl.wq, &dl.wk, &dl.wv, &dl.wo, &dl.w_gate, &dl.w_up, &dl.w_down};
+      ConstTensorView* dv = &fields[role % 7]->dense;
       if (bf16) {
         std::vector<uint16_t> b(f.size());
         for (size_t i = 0; i < f.size(); ++i) b[i] = F32ToBF16(f[i]);
@@ -138,13 +138,8 @@ void Build(const LlamaConfig& c, const Variant& v, Allocator& alloc, QuantizedMo
     return &out->q.back();
   };
   for (LlamaLayerWeights& l : w.layers) {
-    l.q.wq = quantize(l.wq);
-    l.q.wk = quantize(l.wk);
-    l.q.wv = quantize(l.wv);
-    l.q.wo = quantize(l.wo);
-    l.q.w_gate = quantize(l.w_gate);
-    l.q.w_up = quantize(l.w_up);
-    l.q.w_down = quantize(l.w_down);
+    for (LinearWeight* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      lin->q = quantize(lin->dense);
   }
   // An outlier feature: embedding column 5 of token 7 is large, so LLM.int8() sees
   // |x| >= 6 in that column for the tokens that are 7 (and the first RMSNorm keeps it).

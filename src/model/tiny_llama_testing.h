@@ -50,21 +50,21 @@ struct RandomWeights {
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       LlamaLayerWeights lw;
       lw.attn_norm = Make({D}, 0.1f, 1.0f);
-      lw.wq = Make({QD, D}, s);
-      lw.wk = Make({KVD, D}, s);
-      lw.wv = Make({KVD, D}, s);
-      lw.wo = Make({D, QD}, s);
+      lw.wq.dense = Make({QD, D}, s);
+      lw.wk.dense = Make({KVD, D}, s);
+      lw.wv.dense = Make({KVD, D}, s);
+      lw.wo.dense = Make({D, QD}, s);
       lw.bq = Make({QD}, 0.1f);
       lw.bk = Make({KVD}, 0.1f);
       lw.bv = Make({KVD}, 0.1f);
       lw.ffn_norm = Make({D}, 0.1f, 1.0f);
-      lw.w_gate = Make({F, D}, s);
-      lw.w_up = Make({F, D}, s);
-      lw.w_down = Make({D, F}, 1.0f / std::sqrt(static_cast<float>(F)));
+      lw.w_gate.dense = Make({F, D}, s);
+      lw.w_up.dense = Make({F, D}, s);
+      lw.w_down.dense = Make({D, F}, 1.0f / std::sqrt(static_cast<float>(F)));
       w.layers.push_back(lw);
     }
     w.final_norm = Make({D}, 0.1f, 1.0f);
-    w.lm_head = Make({V, D}, s);
+    w.lm_head.dense = Make({V, D}, s);
     return w;
   }
 };
