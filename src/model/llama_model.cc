@@ -1,6 +1,5 @@
-// LlamaModel::Forward: embedding, L decoder layers (RMSNorm, q/k/v projections with
-// optional bias, RoPE, causal GQA attention over the KV cache, output projection,
-// RMSNorm, SwiGLU MLP, residuals), final norm and classifier (spec §4.2).
+// LlamaModel::Forward: embedding, L decoder layers (model/llama_layer.h, over the KV
+// cache), final norm and classifier (spec §4.2).
 #include "model/llama_model.h"
 
 #include <fmt/format.h>
@@ -8,38 +7,17 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/attention.h"
 #include "kernels/convert.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
-#include "kernels/swiglu.h"
-#include "nibble/error.h"
 #include "model/linear.h"
+#include "model/llama_layer.h"
+#include "nibble/error.h"
 
 namespace nibble::model {
 namespace {
 
 const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
-
-// Row `row` of the [V, D] embedding (f32 or bf16, widened exactly) into out: [D].
-void EmbedRow(const ConstTensorView& embed, size_t row, size_t D, float* out) {
-  if (embed.dtype == DType::kBF16) {
-    kernels::ConvertToF32(DType::kBF16, static_cast<const uint16_t*>(embed.data) + row * D, out, D);
-  } else {
-    std::memcpy(out, F32(embed) + row * D, D * sizeof(float));
-  }
-}
-
-// y: [T, N] += b: [N] on every row.
-void AddBias(float* y, const float* b, size_t T, size_t N) {
-  for (size_t t = 0; t < T; ++t)
-    for (size_t n = 0; n < N; ++n) y[t * N + n] += b[n];
-}
-
-// h: [n] += d: [n] (residual connection).
-void AddInPlace(float* h, const float* d, size_t n) {
-  for (size_t i = 0; i < n; ++i) h[i] += d[i];
-}
 
 }  // namespace
 
@@ -77,7 +55,7 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
                                    tokens[t], t, V));
   }
 
-  // ---- scratch, one counted block: ----
+  // ---- scratch, one counted block; the layer's activations share it (not kept) ----
   const int threads = std::max(1, ctx.num_threads());
   const size_t P = static_cast<size_t>(start_pos) + T;  // positions attended by the last token
   const size_t half = Dh / 2;
@@ -92,53 +70,29 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
     bufs[i] = cursor;
     cursor += sizes[i];
   }
-  float* h = bufs[0];      // [T, D] residual stream
-  float* a = bufs[1];      // [T, D] normalised input of a sublayer
-  float* q = bufs[2];      // [T, H*Dh] queries
-  float* att = bufs[3];    // [T, H*Dh] attention output, heads concatenated
-  float* tmp = bufs[4];    // [T, D] sublayer output before the residual add
-  float* gate = bufs[5];   // [T, F] gate projection, then silu(gate)·up
-  float* up = bufs[6];     // [T, F] up projection
-  float* cos = bufs[7];    // [T, Dh/2] RoPE cos per position
-  float* sin = bufs[8];    // [T, Dh/2] RoPE sin per position
-  float* scores = bufs[9]; // [threads, P] attention score rows
+  float* h = bufs[0];  // [T, D] residual stream: every layer's x, mid and out
+  float* a = bufs[1];  // [T, D] a1, a2 and the final norm's output
+  float* cos = bufs[7];
+  float* sin = bufs[8];
+  LayerActivations acts;
+  acts.x = acts.mid = acts.out = h;
+  acts.a1 = acts.a2 = a;
+  acts.q = bufs[2];
+  acts.att = bufs[3];
+  acts.tmp = bufs[4];
+  acts.gate = acts.act = bufs[5];
+  acts.up = bufs[6];
 
-  for (size_t t = 0; t < T; ++t) {
-    EmbedRow(weights_.embed, static_cast<size_t>(tokens[t]), D, h + t * D);
-    kernels::RopeAnglesFromInvFreq(start_pos + static_cast<int64_t>(t), inv_freq_.data(), half, cos + t * half,
-                                   sin + t * half);
-  }
+  EmbedRows(weights_.embed, tokens.data(), T, D, h);
+  RopeTables(inv_freq_.data(), half, static_cast<size_t>(start_pos), T, cos, sin);
 
   const float eps = c.rms_norm_eps;
   const LinearCall call{threads, &ctx.allocator()};
+  const LayerEnv env{&c, call, Batch{1, T, static_cast<size_t>(start_pos)}, cos, sin, bufs[9]};
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    const LlamaLayerWeights& w = weights_.layers[l];
-    float* k_rows = cache.k(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
-    float* v_rows = cache.v(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh]
-    // Attention block.
-    kernels::RmsNorm(h, F32(w.attn_norm), a, T, D, eps);
-    const LinearOut qkv[] = {{&w.wq, q}, {&w.wk, k_rows}, {&w.wv, v_rows}};
-    LinearForwardGroup(call, a, T, qkv);
-    if (c.attention_bias) {
-      AddBias(q, F32(w.bq), T, QD);
-      AddBias(k_rows, F32(w.bk), T, KVD);
-      AddBias(v_rows, F32(w.bv), T, KVD);
-    }
-    for (size_t t = 0; t < T; ++t) {
-      kernels::Rope(c.rope_layout, q + t * QD, H, Dh, cos + t * half, sin + t * half);
-      kernels::Rope(c.rope_layout, k_rows + t * KVD, KV, Dh, cos + t * half, sin + t * half);
-    }
-    kernels::CausalAttention(threads, q, cache.k(static_cast<int64_t>(l)), cache.v(static_cast<int64_t>(l)), att, T,
-                             static_cast<size_t>(start_pos), H, KV, Dh, scores);
-    LinearForward(call, w.wo, att, tmp, T);
-    AddInPlace(h, tmp, T * D);
-    // MLP block: down(silu(gate(m)) · up(m)).
-    kernels::RmsNorm(h, F32(w.ffn_norm), a, T, D, eps);
-    const LinearOut gate_up[] = {{&w.w_gate, gate}, {&w.w_up, up}};
-    LinearForwardGroup(call, a, T, gate_up);
-    kernels::SwiGlu(gate, up, gate, T * F);
-    LinearForward(call, w.w_down, gate, tmp, T);
-    AddInPlace(h, tmp, T * D);
+    acts.k = cache.k(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh] new rows
+    acts.v = cache.v(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;
+    LayerForward(env, weights_.layers[l], acts);
   }
 
   // Final norm and classifier, on the last row only unless every row's logits are asked.

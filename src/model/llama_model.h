@@ -27,6 +27,7 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return config_; }
   const LlamaWeights& weights() const { return weights_; }
+  const std::vector<float>& inv_freq() const { return inv_freq_; }  // [Dh/2], rope_scaling applied
 
   // Runs tokens [T] i32 at positions start_pos .. start_pos+T-1, reading positions
   // 0 .. start_pos-1 from `cache` and writing the new ones into it.
