@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core/check.h"
 #include "kernels/rmsnorm.h"
 #include "nibble/error.h"
 
@@ -15,6 +16,22 @@ namespace {
 const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
 
 }  // namespace
+
+float*& ModelGrads::Slot(const RoleAt& r) {
+  const std::string_view n = r.role->name;
+  if (!r.role->per_layer) return n == "embed" ? embed : n == "final_norm" ? final_norm : lm_head;
+  LayerGrads& g = layers[static_cast<size_t>(r.layer)];
+  float* LayerGrads::*const fields[] = {&LayerGrads::attn_norm, &LayerGrads::wq,  &LayerGrads::wk,
+                                        &LayerGrads::wv,        &LayerGrads::wo,  &LayerGrads::bq,
+                                        &LayerGrads::bk,        &LayerGrads::bv,  &LayerGrads::ffn_norm,
+                                        &LayerGrads::w_gate,    &LayerGrads::w_up, &LayerGrads::w_down};
+  const std::string_view names[] = {"attn_norm", "wq", "wk", "wv", "wo", "bq", "bk", "bv", "ffn_norm",
+                                    "w_gate", "w_up", "w_down"};
+  for (size_t i = 0; i < std::size(names); ++i)
+    if (n == names[i]) return g.*fields[i];
+  NB_CHECK(false, "role '{}' has no gradient slot", n);
+  return embed;
+}
 
 BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch,
                                    int threads)

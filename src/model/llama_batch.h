@@ -50,6 +50,9 @@ struct ModelGrads {
   std::vector<LayerGrads> layers;  // L entries (all null when nothing in the layers trains)
   float* final_norm = nullptr;
   float* lm_head = nullptr;
+
+  // The gradient slot of a role (layers must already hold r.layer + 1 entries).
+  float*& Slot(const RoleAt& r);
 };
 
 // Runs tokens [B·T] (sequence-major, copied into acts.tokens()) through the model at

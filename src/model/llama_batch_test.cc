@@ -152,22 +152,10 @@ TEST(BackwardBatch, EveryGradientMatchesCentralDifferences) {
     std::map<std::string, std::vector<float>> grads;
     ModelGrads g;
     g.layers.resize(p.w.layers.size());
-    auto slot = [&](const RoleAt& r) -> float*& {
-      static float* none = nullptr;
-      const std::string n(r.role->name);
-      if (!r.role->per_layer) return n == "embed" ? g.embed : n == "final_norm" ? g.final_norm : g.lm_head;
-      LayerGrads& lg = g.layers[static_cast<size_t>(r.layer)];
-      for (auto [name, ptr] : {std::pair{"attn_norm", &lg.attn_norm}, {"wq", &lg.wq}, {"wk", &lg.wk}, {"wv", &lg.wv},
-                               {"wo", &lg.wo}, {"bq", &lg.bq}, {"bk", &lg.bk}, {"bv", &lg.bv},
-                               {"ffn_norm", &lg.ffn_norm}, {"w_gate", &lg.w_gate}, {"w_up", &lg.w_up},
-                               {"w_down", &lg.w_down}})
-        if (n == name) return *ptr;
-      return none;
-    };
     ForEachRole(p.c, [&](const RoleAt& r) {
       std::vector<float>& v = grads[r.Label()];
       v.assign(static_cast<size_t>(r.role->ShapeIn(p.c).NumElems()), 0.0f);
-      slot(r) = v.data();
+      g.Slot(r) = v.data();
     });
     p.Loss(&g);
     size_t checked = 0;

@@ -1,0 +1,211 @@
+// Trainer: buffers from the ParamIndex, the step, and the text windows.
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/check.h"
+#include "kernels/convert.h"
+#include "kernels/cross_entropy.h"
+#include "nibble/error.h"
+
+namespace nibble::train {
+namespace {
+
+Tensor Zeros(Allocator& alloc, size_t n) {
+  Tensor t(alloc, DType::kF32, Shape{static_cast<int64_t>(std::max<size_t>(n, 1))});
+  std::memset(t.data(), 0, t.num_bytes());
+  return t;
+}
+
+float* F(Tensor& t) { return static_cast<float*>(t.data()); }
+
+}  // namespace
+
+Method ParseMethod(std::string_view name) {
+  if (name == "full") return Method::kFull;
+  if (name == "lora") return Method::kLora;
+  throw ConfigError(fmt::format("option 'method': expected full or lora, got \"{}\"", name));
+}
+
+Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecContext& ctx)
+    : config_(config), ctx_(ctx), base_(base) {
+  const model::LlamaConfig& c = base.config();
+  if (config_.seq_len < 2)
+    throw ConfigError(fmt::format("option 'seq_len': expected at least 2, got {}", config_.seq_len));
+  if (static_cast<int64_t>(config_.seq_len) > c.max_position_embeddings)
+    throw ConfigError(fmt::format("option 'seq_len': {} exceeds the model's context of {} tokens "
+                                  "(max_position_embeddings)",
+                                  config_.seq_len, c.max_position_embeddings));
+  if (config_.batch_size < 1) throw ConfigError("option 'batch_size': expected at least 1");
+  if (config_.grad_accum < 1) throw ConfigError("option 'grad_accum': expected at least 1");
+  if (config_.max_steps < 1) throw ConfigError("option 'max_steps': expected at least 1");
+  if (!(config_.lr > 0) || !std::isfinite(config_.lr))
+    throw ConfigError(fmt::format("option 'lr': expected a positive number, got {}", config_.lr));
+  if (!(config_.weight_decay >= 0)) throw ConfigError("option 'weight_decay': expected >= 0");
+  if (base.weights().classifier_q != nullptr)
+    throw ConfigError("the classifier was quantized at load (int8 classifier), which cannot be trained through");
+
+  model::LlamaWeights w = base.weights();
+  if (config_.method == Method::kFull) {
+    // Every role becomes a trainable f32 tensor named as in an HF checkpoint; the HF
+    // Trainer decays weights but not biases and norms.
+    std::vector<model::RoleAt> roles;
+    model::ForEachRole(c, [&](const model::RoleAt& r) {
+      const model::LinearWeight* lin = r.Linear(w);
+      if (lin != nullptr && lin->q != nullptr)
+        throw ConfigError(fmt::format("full fine-tuning needs dense weights, but '{}' is quantized (use --method "
+                                      "lora, or a dense model)",
+                                      r.HfName()));
+      index_.Add(r.HfName(), r.role->ShapeIn(c), r.role->is_matrix());
+      roles.push_back(r);
+    });
+    params_ = Zeros(weights_alloc_, index_.total());
+    grads_ = Zeros(grads_alloc_, index_.total());
+    model_grads_.layers.resize(w.layers.size());
+    for (size_t i = 0; i < roles.size(); ++i) {
+      const model::RoleAt& r = roles[i];
+      const model::ParamEntry& e = index_.entries()[i];
+      model::LinearWeight* lin = r.Linear(w);
+      ConstTensorView& view = lin != nullptr ? lin->dense : *r.View(w);
+      float* dst = F(params_) + e.offset;
+      kernels::ConvertToF32Parallel(ctx.num_threads(), view.dtype, view.data, dst, e.count);
+      view = ConstTensorView{dst, DType::kF32, e.shape};
+      model_grads_.Slot(r) = F(grads_) + e.offset;
+    }
+  } else {
+    lora_ = std::make_unique<peft::LoraModel>(c, config_.lora, index_, config_.seed);
+    params_ = Zeros(weights_alloc_, index_.total());
+    grads_ = Zeros(grads_alloc_, index_.total());
+    lora_->Init(index_, F(params_));
+    lora_->Attach(index_, F(params_), F(grads_), w);
+  }
+  m_ = Zeros(optim_alloc_, index_.total());
+  v_ = Zeros(optim_alloc_, index_.total());
+  model_ = std::make_unique<model::LlamaModel>(c, std::move(w));
+  acts_ = std::make_unique<model::BatchActivations>(acts_alloc_, logits_alloc_, c,
+                                                    model::Batch{config_.batch_size, config_.seq_len, 0},
+                                                    ctx.num_threads());
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::MicroBatch(std::span<const int32_t> tokens, std::span<const int32_t> targets, float scale,
+                           bool backward, uint64_t rng_counter) {
+  const model::LinearCall call{ctx_.num_threads(), &scratch_alloc_, backward, rng_counter};
+  model::ForwardBatch(*model_, tokens, *acts_, call);
+  const model::LlamaConfig& c = model_->config();
+  size_t counted = 0;
+  const double sum = kernels::CrossEntropy(ctx_.num_threads(), acts_->logits(), targets.data(),
+                                           backward ? acts_->logits() : nullptr, targets.size(),
+                                           static_cast<size_t>(c.vocab_size), kIgnoreIndex, scale, &counted);
+  if (backward) model::BackwardBatch(*model_, *acts_, acts_->logits(), model_grads_, call);
+  return sum;
+}
+
+double Trainer::ComputeGradients(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                                 size_t* counted) {
+  const size_t per = config_.batch_size * config_.seq_len;
+  const size_t micro = static_cast<size_t>(config_.grad_accum);
+  NB_CHECK(tokens.size() == per * micro && targets.size() == tokens.size(), "step got {} tokens, {} targets",
+           tokens.size(), targets.size());
+  size_t n = 0;
+  for (int32_t t : targets) n += t != kIgnoreIndex;
+  *counted = n;
+  if (n == 0) throw ConfigError(fmt::format("step {}: no target token counts in the loss", step_ + 1));
+  std::memset(grads_.data(), 0, grads_.num_bytes());
+  const float scale = 1.0f / static_cast<float>(n);
+  double sum = 0;
+  for (size_t k = 0; k < micro; ++k) {  // a distinct dropout counter per micro-batch of each step
+    sum += MicroBatch(tokens.subspan(k * per, per), targets.subspan(k * per, per), scale, true,
+                      static_cast<uint64_t>(step_) * micro + k);
+  }
+  return sum / static_cast<double>(n);
+}
+
+StepResult Trainer::Step(std::span<const int32_t> tokens, std::span<const int32_t> targets) {
+  StepResult r;
+  r.step = step_ + 1;
+  r.loss = ComputeGradients(tokens, targets, &r.tokens);
+  if (!std::isfinite(r.loss))
+    throw ConfigError(fmt::format("step {}: the loss is {}; stopping before the update (lower --lr, or check the "
+                                  "data)",
+                                  r.step, r.loss));
+  std::span<float> all(F(grads_), index_.total());
+  r.grad_norm = optim::ClipGradNorm(std::span(&all, 1), config_.max_grad_norm);
+  if (!std::isfinite(r.grad_norm))
+    throw ConfigError(fmt::format("step {}: the gradient norm is {}; stopping before the update", r.step,
+                                  r.grad_norm));
+  r.lr = config_.lr * optim::LrMultiplier(config_.schedule, step_, config_.warmup_steps, config_.max_steps);
+  ++step_;
+  for (const model::ParamEntry& e : index_.entries()) {
+    optim::AdamWStep(ctx_.num_threads(), F(params_) + e.offset, F(grads_) + e.offset, F(m_) + e.offset,
+                     F(v_) + e.offset, e.count, step_, r.lr, e.decay ? config_.weight_decay : 0.0, config_.adam);
+  }
+  return r;
+}
+
+double Trainer::Evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets) {
+  const size_t per = config_.batch_size * config_.seq_len;
+  double sum = 0;
+  size_t n = 0;
+  for (size_t k = 0; k + per <= tokens.size(); k += per) {
+    sum += MicroBatch(tokens.subspan(k, per), targets.subspan(k, per), 1.0f, false, 0);
+    for (size_t i = k; i < k + per; ++i) n += targets[i] != kIgnoreIndex;
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
+TrainMemory Trainer::memory() const {
+  TrainMemory m;
+  m.weights = weights_alloc_.peak_bytes();
+  m.gradients = grads_alloc_.peak_bytes();
+  m.optimizer = optim_alloc_.peak_bytes();
+  m.activations = acts_alloc_.peak_bytes();
+  m.logits = logits_alloc_.peak_bytes();
+  m.scratch = scratch_alloc_.peak_bytes();
+  return m;
+}
+
+// ---- data ----
+
+PackedText::PackedText(std::vector<int32_t> stream, size_t seq_len, const std::string& source)
+    : stream_(std::move(stream)), seq_len_(seq_len), windows_(stream_.size() / seq_len) {
+  if (windows_ == 0)
+    throw ConfigError(fmt::format("{}: the text has {} tokens, fewer than one window of --seq-len {}", source,
+                                  stream_.size(), seq_len));
+}
+
+void PackedText::Fill(size_t w, int32_t* tokens, int32_t* targets) const {
+  const int32_t* src = stream_.data() + w * seq_len_;
+  std::copy_n(src, seq_len_, tokens);
+  std::copy_n(src + 1, seq_len_ - 1, targets);
+  targets[seq_len_ - 1] = kIgnoreIndex;
+}
+
+WindowOrder::WindowOrder(size_t num_windows, uint64_t seed) : n_(num_windows), seed_(seed) { Shuffle(); }
+
+void WindowOrder::Shuffle() {
+  perm_.resize(n_);
+  for (size_t i = 0; i < n_; ++i) perm_[i] = i;
+  std::mt19937_64 rng(seed_ + 0x9E3779B97F4A7C15ull * (epoch_ + 1));
+  for (size_t i = n_; i > 1; --i) std::swap(perm_[i - 1], perm_[static_cast<size_t>(rng() % i)]);
+  pos_ = 0;
+}
+
+size_t WindowOrder::Next() {
+  if (pos_ == n_) {
+    ++epoch_;
+    Shuffle();
+  }
+  ++visited_;
+  return perm_[pos_++];
+}
+
+double WindowOrder::epoch() const { return static_cast<double>(visited_) / static_cast<double>(n_); }
+
+}  // namespace nibble::train

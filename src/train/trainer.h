@@ -1,0 +1,152 @@
+// The training step of full fine-tuning and LoRA: flat parameter, gradient and AdamW
+// buffers laid out by one ParamIndex, micro-batches through ForwardBatch / CrossEntropy /
+// BackwardBatch, the loss normalised over every non-ignored token of the accumulated
+// micro-batches (transformers >= 4.46), global-norm clipping, the schedule and AdamW.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/exec_context.h"
+#include "core/tensor.h"
+#include "model/llama_batch.h"
+#include "model/llama_model.h"
+#include "model/param_index.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+#include "peft/lora.h"
+
+namespace nibble::train {
+
+enum class Method { kFull, kLora };
+// "full", "lora"; ConfigError naming the value and the choices otherwise.
+Method ParseMethod(std::string_view name);
+
+inline constexpr int32_t kIgnoreIndex = -100;  // torch / transformers
+
+struct TrainConfig {
+  Method method = Method::kLora;
+  peft::LoraConfig lora;
+  size_t seq_len = 256;
+  size_t batch_size = 1;                 // sequences per micro-batch
+  int64_t grad_accum = 1;                // micro-batches per optimizer step
+  int64_t max_steps = 0;                 // total optimizer steps (for the schedule)
+  double lr = 5e-5;                      // TrainingArguments.learning_rate
+  optim::LrSchedule schedule = optim::LrSchedule::kLinear;  // TrainingArguments default
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.0;             // TrainingArguments default
+  double max_grad_norm = 1.0;            // TrainingArguments default
+  optim::AdamWConfig adam{0.9, 0.999, 1e-8, 0.0};  // betas and eps as TrainingArguments
+  uint64_t seed = 42;                    // TrainingArguments default
+};
+
+// Bytes held by each part of training, from separate counting allocators.
+struct TrainMemory {
+  size_t weights = 0;      // trainable parameters (full: every weight, as f32) ; LoRA: adapters
+  size_t gradients = 0;
+  size_t optimizer = 0;    // AdamW m and v
+  size_t activations = 0;  // kept for backward (peak)
+  size_t logits = 0;       // [N, V] (peak)
+  size_t scratch = 0;      // temporaries inside forward and backward (peak)
+};
+
+struct StepResult {
+  int64_t step = 0;        // optimizer steps taken, this one included
+  double loss = 0;         // mean over the step's non-ignored tokens
+  double lr = 0;           // the rate this step applied
+  double grad_norm = 0;    // global L2 norm before clipping
+  size_t tokens = 0;       // tokens that counted in the loss
+};
+
+class Trainer {
+ public:
+  // `base` supplies the config and the frozen weights (borrowed; it must outlive the
+  // trainer). Full fine-tuning copies every weight into the f32 parameter buffer (it
+  // needs dense weights: ConfigError for a quantized one); LoRA adds adapters on the
+  // targeted Linears and leaves the base borrowed. Validates the config (ConfigError
+  // naming the option).
+  Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecContext& ctx);
+  ~Trainer();
+
+  // One optimizer step over grad_accum micro-batches: tokens and targets hold
+  // grad_accum · batch_size · seq_len ids each (targets may be kIgnoreIndex). Throws
+  // ConfigError naming the step when the loss or the gradient norm is NaN or infinite
+  // (nothing is updated then), or when no target counts.
+  StepResult Step(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+
+  // The first half of Step: gradients of the mean loss into grads() (not clipped, no
+  // update). Returns the loss; *counted gets the number of targets that counted.
+  double ComputeGradients(std::span<const int32_t> tokens, std::span<const int32_t> targets, size_t* counted);
+
+  // Mean loss over tokens/targets (batch_size · seq_len per micro-batch), no update.
+  double Evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+
+  const model::LlamaModel& model() const { return *model_; }  // with the trained parameters bound
+  const model::ParamIndex& index() const { return index_; }
+  const float* params() const { return static_cast<const float*>(params_.data()); }
+  // Writable parameters (index().total() floats), for loading an adapter or a checkpoint.
+  float* mutable_params() { return static_cast<float*>(params_.data()); }
+  const float* grads() const { return static_cast<const float*>(grads_.data()); }
+  const peft::LoraModel* lora() const { return lora_.get(); }
+  const TrainConfig& config() const { return config_; }
+  int64_t step() const { return step_; }
+  size_t num_trainable() const { return index_.num_params(); }
+  TrainMemory memory() const;
+
+ private:
+  // Forward (+ backward with d(logits) scaled by `scale`) of one micro-batch; returns the
+  // summed loss of its counted targets. rng_counter seeds the adapters' dropout masks.
+  double MicroBatch(std::span<const int32_t> tokens, std::span<const int32_t> targets, float scale, bool backward,
+                    uint64_t rng_counter);
+
+  TrainConfig config_;
+  ExecContext& ctx_;
+  const model::LlamaModel& base_;
+  model::ParamIndex index_;
+  Allocator weights_alloc_, grads_alloc_, optim_alloc_, acts_alloc_, logits_alloc_, scratch_alloc_;
+  Tensor params_, grads_, m_, v_;
+  std::unique_ptr<peft::LoraModel> lora_;
+  std::unique_ptr<model::LlamaModel> model_;
+  model::ModelGrads model_grads_;
+  std::unique_ptr<model::BatchActivations> acts_;
+  int64_t step_ = 0;
+};
+
+// Plain text packed into training windows as transformers' run_clm group_texts does:
+// the token stream cut into consecutive blocks of seq_len (the remainder dropped); the
+// labels of a block are its tokens, shifted by one inside the model, so each block
+// predicts seq_len − 1 tokens.
+class PackedText {
+ public:
+  // ConfigError when the stream holds fewer than seq_len tokens.
+  PackedText(std::vector<int32_t> stream, size_t seq_len, const std::string& source);
+  size_t num_windows() const { return windows_; }
+  size_t seq_len() const { return seq_len_; }
+  // Window w's tokens and targets (targets[t] = tokens[t + 1], the last kIgnoreIndex).
+  void Fill(size_t w, int32_t* tokens, int32_t* targets) const;
+
+ private:
+  std::vector<int32_t> stream_;
+  size_t seq_len_, windows_;
+};
+
+// The order windows are visited in: each epoch a fresh seeded permutation (the HF
+// Trainer's RandomSampler reshuffles every epoch). Next() returns the window and advances.
+class WindowOrder {
+ public:
+  WindowOrder(size_t num_windows, uint64_t seed);
+  size_t Next();
+  double epoch() const;  // windows visited / num_windows, as the HF Trainer's fractional epoch
+
+ private:
+  void Shuffle();
+  size_t n_, pos_ = 0, visited_ = 0;
+  uint64_t seed_, epoch_ = 0;
+  std::vector<size_t> perm_;
+};
+
+}  // namespace nibble::train
