@@ -1,0 +1,181 @@
+// The training step's bookkeeping: gradient accumulation equals one large batch (the loss
+// normalised over every counted token of the step), the text windows and their order, and
+// the option errors.
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+
+#include "model/tiny_llama_testing.h"
+#include "nibble/error.h"
+
+namespace nibble::train {
+namespace {
+
+struct Tiny {
+  model::LlamaConfig c = model::testing::TinyConfig();
+  model::testing::RandomWeights rw;
+  std::unique_ptr<model::LlamaModel> m;
+  Tiny() { m = std::make_unique<model::LlamaModel>(c, rw.Build(c)); }
+};
+
+TrainConfig Config(Method method, size_t batch, int64_t accum) {
+  TrainConfig t;
+  t.method = method;
+  t.seq_len = 8;
+  t.batch_size = batch;
+  t.grad_accum = accum;
+  t.max_steps = 5;
+  t.lr = 1e-2;
+  t.weight_decay = 0.1;
+  t.lora.r = 2;
+  t.lora.target_modules = {"q_proj", "down_proj"};
+  t.lora.init = peft::LoraInit::kNone;
+  return t;
+}
+
+// Two micro-batches of 2 against one of 4 on the same rows, with unequal ignored targets
+// in the two halves (so a per-micro-batch mean would weigh them differently): the same
+// losses and gradient norms over three steps, and then the same gradients, to f32
+// rounding (1e-5 relative). (Parameters are not compared: Adam's m/√v turns the rounding
+// noise of gradients near zero into whole-size updates.)
+TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
+  for (const Method method : {Method::kFull, Method::kLora}) {
+    Tiny tiny;
+    ExecContext ctx(2);
+    Trainer one(*tiny.m, Config(method, 4, 1), ctx);
+    Trainer two(*tiny.m, Config(method, 2, 2), ctx);
+    std::mt19937 rng(1);
+    for (int step = 0; step < 3; ++step) {
+      std::vector<int32_t> tokens(32), targets(32);
+      for (size_t i = 0; i < 32; ++i) {
+        tokens[i] = static_cast<int32_t>(rng() % 40);
+        targets[i] = i < 16 && i % 3 == 0 ? kIgnoreIndex : static_cast<int32_t>(rng() % 40);
+      }
+      const StepResult a = one.Step(tokens, targets), b = two.Step(tokens, targets);
+      EXPECT_EQ(a.tokens, b.tokens);
+      EXPECT_NEAR(a.loss, b.loss, 1e-5 * a.loss);
+      EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-5 * a.grad_norm);
+    }
+    Trainer fresh_one(*tiny.m, Config(method, 4, 1), ctx);
+    Trainer fresh_two(*tiny.m, Config(method, 2, 2), ctx);
+    std::vector<int32_t> tokens(32), targets(32);
+    for (size_t i = 0; i < 32; ++i) {
+      tokens[i] = static_cast<int32_t>(rng() % 40);
+      targets[i] = i >= 16 && i % 2 == 0 ? kIgnoreIndex : static_cast<int32_t>(rng() % 40);
+    }
+    size_t n1 = 0, n2 = 0;
+    fresh_one.ComputeGradients(tokens, targets, &n1);
+    fresh_two.ComputeGradients(tokens, targets, &n2);
+    ASSERT_EQ(n1, n2);
+    float scale = 0;
+    for (size_t i = 0; i < fresh_one.index().total(); ++i) scale = std::max(scale, std::fabs(fresh_one.grads()[i]));
+    for (size_t i = 0; i < fresh_one.index().total(); ++i)
+      ASSERT_NEAR(fresh_one.grads()[i], fresh_two.grads()[i], 1e-5f * scale) << i;
+  }
+}
+
+TEST(Trainer, LoraTrainsOnlyAdaptersAndFullTrainsEverything) {
+  Tiny tiny;
+  ExecContext ctx(1);
+  const Trainer lora(*tiny.m, Config(Method::kLora, 1, 1), ctx);
+  EXPECT_EQ(lora.index().entries().size(), 8u);  // q_proj and down_proj in 2 layers, A and B each
+  EXPECT_EQ(lora.num_trainable(), 2 * (2 * 32 + 32 * 2) + 2 * (2 * 48 + 32 * 2));  // q: A [2, 32], B [32, 2]; down: A [2, 48], B [32, 2]
+  const Trainer full(*tiny.m, Config(Method::kFull, 1, 1), ctx);
+  size_t all = 0, decayed = 0;
+  model::ForEachRole(tiny.c, [&](const model::RoleAt& r) { all += static_cast<size_t>(r.role->ShapeIn(tiny.c).NumElems()); });
+  for (const model::ParamEntry& e : full.index().entries()) {
+    decayed += e.decay;
+    EXPECT_EQ(e.decay, e.name.find("norm") == std::string::npos && e.name.find("bias") == std::string::npos) << e.name;
+  }
+  EXPECT_EQ(full.num_trainable(), all);
+  EXPECT_EQ(decayed, 1 + 2 * 7 + 1u);  // embed, 7 Linears per layer, lm_head
+  const TrainMemory m = full.memory();
+  EXPECT_EQ(m.optimizer, 2 * m.gradients);  // m and v
+  EXPECT_GE(m.weights, all * 4);
+  EXPECT_GT(m.activations, 0u);
+  EXPECT_EQ(m.logits, 8u * 40 * 4);
+}
+
+TEST(Trainer, OptionErrorsNameTheOption) {
+  Tiny tiny;
+  ExecContext ctx(1);
+  auto message = [&](TrainConfig c) {
+    try {
+      Trainer t(*tiny.m, c, ctx);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  TrainConfig c = Config(Method::kFull, 1, 1);
+  c.seq_len = 65;
+  EXPECT_NE(message(c).find("exceeds the model's context of 64"), std::string::npos) << message(c);
+  c = Config(Method::kLora, 1, 1);
+  c.lora.target_modules = {"c_attn"};
+  EXPECT_NE(message(c).find("'c_attn' matches no Linear"), std::string::npos) << message(c);
+  c = Config(Method::kFull, 1, 1);
+  c.lr = -1;
+  EXPECT_NE(message(c).find("'lr'"), std::string::npos);
+  EXPECT_THROW(ParseMethod("qlora2"), ConfigError);
+  EXPECT_EQ(ParseMethod("lora"), Method::kLora);
+}
+
+TEST(Trainer, NonFiniteLossStopsBeforeTheUpdateNamingTheStep) {
+  Tiny tiny;
+  ExecContext ctx(1);
+  TrainConfig c = Config(Method::kFull, 1, 1);
+  c.lr = 1e30;  // the first update blows the weights up; the second loss is not finite
+  c.max_grad_norm = 0;
+  c.schedule = optim::LrSchedule::kConstant;
+  Trainer t(*tiny.m, c, ctx);
+  std::vector<int32_t> tokens(8, 3), targets(8, 5);
+  t.Step(tokens, targets);
+  std::vector<float> before(t.params(), t.params() + t.index().total());
+  try {
+    for (int i = 0; i < 3; ++i) t.Step(tokens, targets);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 2: the loss is"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(t.step(), 1);
+  EXPECT_EQ(std::memcmp(before.data(), t.params(), before.size() * sizeof(float)), 0);
+}
+
+TEST(PackedText, WindowsAsRunClmGroupTexts) {
+  std::vector<int32_t> stream(23);
+  for (int32_t i = 0; i < 23; ++i) stream[static_cast<size_t>(i)] = i;
+  const PackedText p(stream, 5, "x.txt");
+  EXPECT_EQ(p.num_windows(), 4u);  // 3 trailing tokens dropped
+  int32_t tok[5], tgt[5];
+  p.Fill(2, tok, tgt);
+  EXPECT_EQ(std::vector<int32_t>(tok, tok + 5), (std::vector<int32_t>{10, 11, 12, 13, 14}));
+  EXPECT_EQ(std::vector<int32_t>(tgt, tgt + 5), (std::vector<int32_t>{11, 12, 13, 14, kIgnoreIndex}));
+  try {
+    PackedText(std::vector<int32_t>(4), 5, "short.txt");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("short.txt: the text has 4 tokens"), std::string::npos);
+  }
+}
+
+TEST(WindowOrder, EachEpochVisitsEveryWindowOnceInASeededOrder) {
+  WindowOrder a(10, 3), b(10, 3), c(10, 4);
+  std::vector<size_t> first, second, other;
+  for (int i = 0; i < 10; ++i) first.push_back(a.Next());
+  for (int i = 0; i < 10; ++i) second.push_back(a.Next());
+  for (int i = 0; i < 10; ++i) other.push_back(c.Next());
+  EXPECT_EQ(std::set<size_t>(first.begin(), first.end()).size(), 10u);
+  EXPECT_EQ(std::set<size_t>(second.begin(), second.end()).size(), 10u);
+  EXPECT_NE(first, second);  // reshuffled
+  EXPECT_NE(first, other);   // seeded
+  for (size_t w : first) EXPECT_EQ(b.Next(), w);
+  EXPECT_DOUBLE_EQ(a.epoch(), 2.0);
+}
+
+}  // namespace
+}  // namespace nibble::train
