@@ -8,6 +8,7 @@
 #include "nibble/cpu.h"
 #include "nibble/dtype.h"
 #include "nibble/error.h"
+#include "nibble/finetune.h"
 #include "nibble/generate.h"
 #include "nibble/input.h"
 #include "nibble/inspect.h"

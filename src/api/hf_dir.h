@@ -26,6 +26,10 @@ class HfDirWriter {
   std::string File(std::string_view name) const { return dir_.File(name); }
   void WriteText(std::string_view name, std::string_view text);
   void CopyFrom(const std::string& src_path, std::string_view name);
+  // The directory itself, for writers that create their files in File(name); Add(name)
+  // lists such a file among those Commit() returns.
+  io::AtomicDir& atomic() { return dir_; }
+  void Add(std::string_view name) { files_.emplace_back(name); }
   // Puts the directory in place of OUT; returns the file names written.
   std::vector<std::string> Commit();
 

@@ -84,8 +84,10 @@ class AtomicDir {
 // Refuses (ConfigError naming the path and the reason) an OUT that --overwrite must not
 // replace: a symbolic link; "/", the current directory or one of its parents, $HOME;
 // IN itself or a directory holding IN; anything but a directory; a directory without
-// config.json and model.safetensors(.index.json); or one holding any entry nibble does
-// not write (model files, config and tokenizer files of a Hugging Face checkpoint).
+// config.json and model.safetensors(.index.json) nor adapter_config.json and
+// adapter_model.safetensors; or one holding any entry nibble does not write (model files,
+// config and tokenizer files of a Hugging Face checkpoint, PEFT adapter files, a
+// fine-tuning run's metrics.jsonl and loss.svg).
 void CheckOverwriteTarget(const std::string& out, const std::vector<std::string>& inputs);
 
 // Refuses (ConfigError) an output file OUT that is one of `inputs`, or an existing file

@@ -127,13 +127,13 @@ void CheckOverwriteTarget(const std::string& out_in, const std::vector<std::stri
     if (!e.is_regular_file(ec) || e.is_symlink(ec))
       throw ConfigError(fmt::format("{}: holds '{}', which is not a regular file; --overwrite will not replace it", out,
                                     name));
-    has_config |= name == "config.json";
+    has_config |= name == "config.json" || name == "adapter_config.json";
     has_model |= name.ends_with(".safetensors") || name == "model.safetensors.index.json";
   }
   if (ec) throw IoError(fmt::format("{}: cannot list the directory: {}", out, ec.message()));
   if (!has_config || !has_model)
     throw ConfigError(fmt::format("{}: does not look like a model directory (no config.json with model.safetensors "
-                                  "or an index); --overwrite replaces only those",
+                                  "or an index, nor a PEFT adapter); --overwrite replaces only those",
                                   out));
 }
 

@@ -98,13 +98,15 @@ std::string ParentOf(const std::string& path) {
 
 // ---- what nibble may delete inside a directory it replaced or left behind --------------
 
-// Names a nibble or Hugging Face model directory holds and nibble may replace. Plain
+// Names a nibble or Hugging Face model (or PEFT adapter, or fine-tuning output) directory
+// holds and nibble may replace. Plain
 // comparisons only: the signal handler calls it.
 bool IsModelDirEntry(std::string_view n) {
   static constexpr std::string_view kNames[] = {
       "config.json",          "generation_config.json", "model.safetensors", "model.safetensors.index.json",
       "tokenizer.json",       "tokenizer_config.json",  "tokenizer.model",   "special_tokens_map.json",
-      "added_tokens.json",    "chat_template.jinja"};
+      "added_tokens.json",    "chat_template.jinja",    "adapter_config.json", "adapter_model.safetensors",
+      "metrics.jsonl",        "loss.svg"};
   for (std::string_view k : kNames)
     if (n == k) return true;
   // model-00001-of-00003.safetensors

@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
       "  nibble tokenize -m assets/stories260K/stories260K.gguf -p \"Hello world\"\n"
       "  nibble perplexity -m assets/stories260K/stories260K.bin \\\n"
       "      -f assets/tinystories-excerpt/tinystories_val_excerpt.txt\n"
+      "  nibble finetune -m assets/stories260K/stories260K.bin --method lora --text input.txt \\\n"
+      "      --seq-len 128 --max-steps 40 --lr 1e-3 -o /tmp/stories-lora\n"
       "  NIBBLE_CPU=avx2 nibble --version      # what an AVX2-only CPU would run\n"
       "Run 'nibble COMMAND --help' for a command's flags and examples.\n");
   const auto inspect = nibble::cli::AddInspect(app);
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
   const auto quantize = nibble::cli::AddQuantize(app);
   const auto dequantize = nibble::cli::AddDequantize(app);
   const auto export_hf = nibble::cli::AddExport(app);
+  const auto finetune = nibble::cli::AddFinetune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
     else if (app.got_subcommand("quantize")) rc = quantize();
     else if (app.got_subcommand("dequantize")) rc = dequantize();
     else if (app.got_subcommand("export")) rc = export_hf();
+    else if (app.got_subcommand("finetune")) rc = finetune();
   } catch (const nibble::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "nibble: error: {}\n", e.what());

@@ -1,0 +1,76 @@
+// Fine-tuning (`nibble finetune`): full fine-tuning or LoRA of a Llama on plain text packed
+// into windows, AdamW with transformers' schedules, the HF Trainer's flag names and
+// defaults, metrics in the HF Trainer's log_history names, and the result saved as a PEFT
+// adapter (LoRA) or a Hugging Face model directory (full).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nibble/api.h"
+
+namespace nibble {
+
+struct FinetuneOptions {
+  std::string model_path;      // GGUF, llama2.c .bin, or HF safetensors file/directory
+  std::string tokenizer_path;  // empty: the model's own
+  std::string text_path;       // plain UTF-8 text, tokenized once, packed into seq_len windows
+  std::string out_dir;         // the adapter or model directory (with metrics.jsonl)
+  bool overwrite = false;      // replace an existing OUT that holds only nibble's files
+  std::string method = "lora";  // full | lora
+  int64_t seq_len = 256;
+  int64_t batch_size = 1;       // TrainingArguments.per_device_train_batch_size default 8; see docs/FINETUNING.md
+  int64_t grad_accum = 1;       // gradient_accumulation_steps
+  int64_t max_steps = 100;
+  double lr = 5e-5;             // learning_rate (TrainingArguments default)
+  std::string lr_scheduler = "linear";  // lr_scheduler_type: constant | constant_with_warmup | linear | cosine
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.0;    // not applied to biases and norm weights (HF Trainer)
+  double max_grad_norm = 1.0;
+  uint64_t seed = 42;
+  int64_t logging_steps = 1;    // one metrics.jsonl row per this many steps
+  // LoRA (PEFT's LoraConfig names and defaults; target_modules defaults to PEFT's choice
+  // for Llama: q_proj and v_proj).
+  int64_t r = 8;
+  double lora_alpha = 8;
+  double lora_dropout = 0.0;
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};
+  bool use_rslora = false;
+  std::string init_lora_weights = "true";  // true | false | gaussian
+  int num_threads = 0;          // 0: all cores
+  bool allow_nonfinite = false;
+
+  struct Step {
+    int64_t step = 0, max_steps = 0;
+    double loss = 0, learning_rate = 0, grad_norm = 0, epoch = 0;
+    double tokens_per_s = 0;  // tokens through the model per second, this step
+    double elapsed_s = 0;
+  };
+  std::function<void(const Step&)> on_step;  // after every optimizer step
+};
+
+struct FinetuneReport {
+  std::string method;
+  int64_t steps = 0;
+  double first_loss = 0, last_loss = 0;  // of the first and the last step
+  uint64_t trainable_params = 0, total_params = 0;
+  uint64_t tokens = 0;             // tokens through the model (every window position)
+  uint64_t text_tokens = 0, windows = 0;
+  double seconds = 0, tokens_per_s = 0;
+  // Memory by component (counting allocators; the base weights are mapped, not counted).
+  uint64_t weight_bytes = 0, gradient_bytes = 0, optimizer_bytes = 0, activation_bytes = 0, logits_bytes = 0,
+           scratch_bytes = 0, base_mapped_bytes = 0;
+  uint64_t peak_rss_bytes = 0;
+  std::vector<std::string> files;  // written into out_dir
+  std::vector<std::string> warnings;
+};
+
+// Throws ConfigError (a bad option, naming its field; target modules that match nothing,
+// listing the model's modules; a sequence longer than the model's context; a NaN or
+// infinite loss, naming the step), IoError / FormatError for unreadable inputs. Nothing
+// is left in out_dir unless the run completes.
+NIBBLE_API FinetuneReport Finetune(const FinetuneOptions& options);
+
+}  // namespace nibble

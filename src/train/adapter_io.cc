@@ -1,0 +1,146 @@
+// PEFT adapter files: writing and reading adapter_config.json and adapter_model.safetensors.
+#include "train/adapter_io.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "io/atomic_writer.h"
+#include "io/safetensors.h"
+#include "io/text_file.h"
+#include "kernels/convert.h"
+
+namespace nibble::train {
+namespace fs = std::filesystem;
+
+void WriteLoraAdapter(io::AtomicDir& dir, const peft::LoraModel& lora, const model::ParamIndex& index,
+                      const float* params, const std::string& base_model) {
+  const peft::LoraConfig& c = lora.config();
+  std::set<std::string> suffixes;
+  for (const model::RoleAt& r : lora.targets()) {
+    const std::string p = peft::ModulePath(r);
+    suffixes.insert(p.substr(p.rfind('.') + 1));
+  }
+  nlohmann::json j;  // std::map keys: written sorted, as PEFT's json.dumps(sort_keys=True)
+  j["alpha_pattern"] = nlohmann::json::object();
+  j["auto_mapping"] = nullptr;
+  j["base_model_name_or_path"] = base_model;
+  j["bias"] = c.bias;
+  j["fan_in_fan_out"] = c.fan_in_fan_out;
+  j["inference_mode"] = true;
+  j["init_lora_weights"] = c.init == peft::LoraInit::kGaussian ? nlohmann::json("gaussian")
+                                                                : nlohmann::json(c.init == peft::LoraInit::kKaiming);
+  j["layers_pattern"] = nullptr;
+  j["layers_to_transform"] = nullptr;
+  j["lora_alpha"] = c.lora_alpha;
+  j["lora_dropout"] = c.lora_dropout;
+  j["modules_to_save"] = nullptr;
+  j["peft_type"] = "LORA";
+  j["r"] = c.r;
+  j["rank_pattern"] = nlohmann::json::object();
+  j["revision"] = nullptr;
+  j["target_modules"] = std::vector<std::string>(suffixes.begin(), suffixes.end());
+  j["task_type"] = "CAUSAL_LM";
+  if (c.use_rslora) j["use_rslora"] = true;  // only when not the default (spec §3.4)
+  const std::string text = j.dump(2) + "\n";
+  dir.WriteFile("adapter_config.json", {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+
+  std::vector<io::SafetensorsWriteTensor> tensors;
+  for (const model::ParamEntry& e : index.entries()) {
+    const auto* p = reinterpret_cast<const uint8_t*>(params + e.offset);
+    tensors.push_back({e.name, DType::kF32, e.shape, {p, e.count * sizeof(float)}});
+  }
+  io::WriteSafetensors(dir.File("adapter_model.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
+}
+
+peft::LoraConfig ReadLoraConfig(const std::string& dir, std::vector<std::string>* warnings) {
+  const std::string path =
+      fs::is_directory(dir) ? (fs::path(dir) / "adapter_config.json").string() : dir;
+  const nlohmann::json j = io::ReadJsonObject(path, "adapter_config.json");
+  auto fail = [&](const std::string& key, const std::string& what) {
+    return ConfigError(fmt::format("{}: '{}': {}", path, key, what));
+  };
+  const std::string type = j.value("peft_type", "");
+  if (type != "LORA") throw fail("peft_type", fmt::format("expected \"LORA\", got \"{}\"", type));
+  peft::LoraConfig c;
+  try {
+    if (!j.contains("r") || !j["r"].is_number_integer()) throw fail("r", "missing or not an integer");
+    c.r = j["r"].get<int64_t>();
+    c.lora_alpha = j.value("lora_alpha", 8.0);
+    c.lora_dropout = j.value("lora_dropout", 0.0);
+    c.use_rslora = j.value("use_rslora", false);
+    c.fan_in_fan_out = j.value("fan_in_fan_out", false);
+    c.bias = j.value("bias", std::string("none"));
+    if (j.contains("init_lora_weights")) {
+      const nlohmann::json& v = j["init_lora_weights"];
+      c.init = v.is_boolean() ? (v.get<bool>() ? peft::LoraInit::kKaiming : peft::LoraInit::kNone)
+                              : peft::ParseLoraInit(v.get<std::string>());
+    }
+    const nlohmann::json& t = j.at("target_modules");
+    if (t.is_string()) {
+      if (t.get<std::string>() != "all-linear")
+        throw fail("target_modules", "a regular expression is not supported; give the module names as a list");
+      c.target_modules = {"all-linear"};
+    } else {
+      c.target_modules = t.get<std::vector<std::string>>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(fmt::format("{}: {}", path, e.what()));
+  }
+  for (const char* key : {"use_dora", "lora_bias", "use_qalora"}) {
+    if (j.value(key, false)) throw fail(key, "is true; nibble does not implement it");
+  }
+  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+    if (j.contains(key) && !j[key].is_null() && !j[key].empty()) throw fail(key, "per-module ranks are not supported");
+  }
+  for (const char* key : {"layer_replication", "layers_to_transform", "modules_to_save"}) {
+    if (j.contains(key) && !j[key].is_null()) throw fail(key, "is set; nibble does not implement it");
+  }
+  static const std::set<std::string> kKnown = {
+      "alpha_pattern", "auto_mapping", "base_model_name_or_path", "bias", "fan_in_fan_out", "inference_mode",
+      "init_lora_weights", "layers_pattern", "layers_to_transform", "lora_alpha", "lora_dropout", "modules_to_save",
+      "peft_type", "r", "rank_pattern", "revision", "target_modules", "task_type", "use_rslora", "use_dora",
+      "layer_replication", "megatron_config", "megatron_core", "loftq_config", "exclude_modules",
+      "trainable_token_indices", "eva_config", "corda_config", "use_qalora", "qalora_group_size", "lora_bias",
+      "target_parameters", "peft_version"};
+  for (const auto& [key, value] : j.items()) {
+    if (!kKnown.count(key) && warnings != nullptr) warnings->push_back(fmt::format("{}: unknown key '{}' ignored", path, key));
+  }
+  try {
+    c.Validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: {}", path, e.what()));
+  }
+  return c;
+}
+
+void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params) {
+  const std::string path =
+      fs::is_directory(dir) ? (fs::path(dir) / "adapter_model.safetensors").string() : dir;
+  const io::SafetensorsFile f = io::SafetensorsFile::Open(path);
+  std::set<std::string> expected;
+  for (const model::ParamEntry& e : index.entries()) {
+    expected.insert(e.name);
+    const io::SafetensorsTensor* t = f.FindTensor(e.name);
+    if (t == nullptr) throw ConfigError(fmt::format("{}: tensor '{}' is missing", path, e.name));
+    if (!(t->shape == e.shape))
+      throw ConfigError(fmt::format("{}: tensor '{}': expected shape {}, got {}", path, e.name, e.shape.ToString(),
+                                    t->shape.ToString()));
+    if (t->dtype != DType::kF32 && t->dtype != DType::kBF16 && t->dtype != DType::kF16)
+      throw ConfigError(fmt::format("{}: tensor '{}': expected F32, BF16 or F16, got {}", path, e.name,
+                                    DTypeName(t->dtype)));
+    if (t->data.size() != DTypeBytes(t->dtype, e.count))
+      throw ConfigError(fmt::format("{}: tensor '{}': {} bytes for {} elements", path, e.name, t->data.size(), e.count));
+    kernels::ConvertToF32(t->dtype, t->data.data(), params + e.offset, e.count);
+  }
+  for (const io::SafetensorsTensor& t : f.tensors()) {
+    if (!expected.count(t.name))
+      throw ConfigError(fmt::format("{}: tensor '{}' belongs to no targeted module of this model (check "
+                                    "target_modules and the base model)",
+                                    path, t.name));
+  }
+}
+
+}  // namespace nibble::train
