@@ -1,5 +1,6 @@
 // Causal GQA attention: Highway dispatch of the per-target row kernel (attention-inl.h),
-// OpenMP over the T·H independent (token, head) rows; and the double oracle.
+// OpenMP over the T·H independent (token, head) rows; its backward as GEMMs per head; and
+// the double oracles.
 #include "kernels/attention.h"
 
 #include <omp.h>
@@ -14,6 +15,7 @@
 #include "core/cpu_features.h"
 #include "hwy/highway.h"
 #include "kernels/attention-inl.h"
+#include "kernels/gemm.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace nibble::kernels::HWY_NAMESPACE {
@@ -43,23 +45,75 @@ void CausalAttentionTarget(int num_threads, const float* q, const float* k, cons
   }
 }
 
+// dS = P ⊙ (dP − D)·scale over the n visible positions of one row, 0 beyond (to P).
+void AttentionDsRow(const float* HWY_RESTRICT prob, float* HWY_RESTRICT dp, float D, float scale, size_t n,
+                    size_t P) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto vD = hn::Set(d, D), vs = hn::Set(d, scale);
+  size_t s = 0;
+  for (; s + L <= n; s += L)
+    hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, prob + s), hn::Sub(hn::LoadU(d, dp + s), vD)), vs), d, dp + s);
+  for (; s < n; ++s) dp[s] = prob[s] * (dp[s] - D) * scale;
+  for (; s < P; ++s) dp[s] = 0.0f;
+}
+
+// Per KV head j and each query head i of its group, as matrices (FlashAttention's
+// backward, unfused): the rows of P come from AttentionProbsRow, the forward's own code
+// (so the backward sees exactly the forward's probabilities); dP = dO·Vᵀ, dS = P ⊙ (dP −
+// D)·scale with D = do·o per row, dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO run as GEMMs
+// (kernels/gemm.h, threaded inside); the row steps are split over the threads.
 void CausalAttentionBackwardTarget(int num_threads, const float* q, const float* k, const float* v, const float* out,
                                    const float* dout, float* dq, float* dk, float* dv, size_t T, size_t start_pos,
                                    size_t H, size_t KV, size_t Dh, float* scratch) {
-  const size_t group = H / KV;
-  const size_t kv_stride = KV * Dh;
+  const size_t group = H / KV, qs = H * Dh, kvs = KV * Dh;
   const size_t P = start_pos + T;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
-  const bool parallel = num_threads > 1 && KV > 1 && T * H * P * Dh * 4 >= kMinParallelMacs;
+  float* Kj = scratch;          // [P, Dh] the head's keys, gathered
+  float* Vj = Kj + P * Dh;      // [P, Dh]
+  float* dKj = Vj + P * Dh;     // [P, Dh]
+  float* dVj = dKj + P * Dh;    // [P, Dh]
+  float* Qi = dVj + P * Dh;     // [T, Dh]
+  float* dOi = Qi + T * Dh;     // [T, Dh]
+  float* dQi = dOi + T * Dh;    // [T, Dh]
+  float* prob = dQi + T * Dh;   // [T, P]
+  float* dp = prob + T * P;     // [T, P] dP, then dS
+  const bool parallel = num_threads > 1 && T * P * Dh >= kMinParallelMacs;
+  using kernels::Trans;
+  for (size_t j = 0; j < KV; ++j) {
+    for (size_t s = 0; s < P; ++s) {
+      std::copy_n(k + s * kvs + j * Dh, Dh, Kj + s * Dh);
+      std::copy_n(v + s * kvs + j * Dh, Dh, Vj + s * Dh);
+    }
+    std::fill_n(dKj, 2 * P * Dh, 0.0f);
+    for (size_t i = j * group; i < (j + 1) * group; ++i) {
+      for (size_t t = 0; t < T; ++t) {
+        std::copy_n(q + t * qs + i * Dh, Dh, Qi + t * Dh);
+        std::copy_n(dout + t * qs + i * Dh, Dh, dOi + t * Dh);
+      }
 #pragma omp parallel for num_threads(num_threads) schedule(static, 1) if (parallel)
-  for (long j = 0; j < static_cast<long>(KV); ++j) {
-    const size_t off = static_cast<size_t>(j) * Dh;
-    float* p = scratch + static_cast<size_t>(omp_get_thread_num()) * P;
-    for (size_t t = 0; t < T; ++t)
-      for (size_t i = static_cast<size_t>(j) * group; i < (static_cast<size_t>(j) + 1) * group; ++i) {
-        const size_t row = t * H * Dh + i * Dh;
-        AttendRowBackwardImpl(q + row, k + off, v + off, out + row, dout + row, dq + row, dk + off, dv + off,
-                              start_pos + t + 1, kv_stride, Dh, scale, p);
+      for (long t = 0; t < static_cast<long>(T); ++t) {
+        const size_t n = start_pos + static_cast<size_t>(t) + 1;
+        float* row = prob + static_cast<size_t>(t) * P;
+        AttentionProbsRow(Qi + static_cast<size_t>(t) * Dh, Kj, n, Dh, Dh, scale, row);
+        std::fill(row + n, row + P, 0.0f);
+      }
+      Gemm(num_threads, Trans::kNo, Trans::kYes, dOi, Vj, dp, T, P, Dh);  // dP = dO·Vᵀ
+#pragma omp parallel for num_threads(num_threads) schedule(static, 1) if (parallel)
+      for (long t = 0; t < static_cast<long>(T); ++t) {
+        const size_t tt = static_cast<size_t>(t);
+        const float D = DotDh(dOi + tt * Dh, out + tt * qs + i * Dh, Dh);
+        AttentionDsRow(prob + tt * P, dp + tt * P, D, scale, start_pos + tt + 1, P);
+      }
+      Gemm(num_threads, Trans::kNo, Trans::kNo, dp, Kj, dQi, T, Dh, P);           // dQ = dS·K
+      Gemm(num_threads, Trans::kYes, Trans::kNo, dp, Qi, dKj, P, Dh, T, true);    // dK += dSᵀ·Q
+      Gemm(num_threads, Trans::kYes, Trans::kNo, prob, dOi, dVj, P, Dh, T, true); // dV += Pᵀ·dO
+      for (size_t t = 0; t < T; ++t) std::copy_n(dQi + t * Dh, Dh, dq + t * qs + i * Dh);
+    }
+    for (size_t s = 0; s < P; ++s)
+      for (size_t x = 0; x < Dh; ++x) {
+        dk[s * kvs + j * Dh + x] += dKj[s * Dh + x];
+        dv[s * kvs + j * Dh + x] += dVj[s * Dh + x];
       }
   }
 }
@@ -91,6 +145,11 @@ void ProbsRef(const float* qh, const float* k, size_t n, size_t kv_stride, size_
 
 HWY_EXPORT(CausalAttentionTarget);
 HWY_EXPORT(CausalAttentionBackwardTarget);
+
+size_t CausalAttentionBackwardScratch(size_t T, size_t start_pos, size_t Dh) noexcept {
+  const size_t P = start_pos + T;
+  return 4 * P * Dh + 3 * T * Dh + 2 * T * P;
+}
 
 void CausalAttentionBackward(int num_threads, const float* q, const float* k, const float* v, const float* out,
                              const float* dout, float* dq, float* dk, float* dv, size_t T, size_t start_pos, size_t H,

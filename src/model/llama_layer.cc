@@ -117,7 +117,7 @@ void LayerForward(const LayerEnv& env, const LlamaLayerWeights& w, const LayerAc
 size_t LayerBackwardScratch(const LlamaConfig& c, const Batch& batch, int threads) {
   const size_t N = batch.rows(), D = static_cast<size_t>(c.hidden_size), F = static_cast<size_t>(c.intermediate_size);
   const size_t QD = static_cast<size_t>(c.QDim()), KVD = static_cast<size_t>(c.KvDim());
-  return 2 * N * F + 2 * N * D + 2 * N * QD + 2 * N * KVD + static_cast<size_t>(std::max(1, threads)) * batch.T + D;
+  return 2 * N * F + 2 * N * D + 2 * N * QD + 2 * N * KVD + kernels::CausalAttentionBackwardScratch(batch.T, 0, static_cast<size_t>(c.HeadDim())) + D;
 }
 
 void LayerBackward(const LayerEnv& env, const LlamaLayerWeights& w, const LayerActivations& a, const LayerGrads& g,
@@ -134,8 +134,8 @@ void LayerBackward(const LayerEnv& env, const LlamaLayerWeights& w, const LayerA
   float* dq = datt + d.N * d.QD;      // [N, H·Dh]
   float* dk = dq + d.N * d.QD;        // [N, KV·Dh]
   float* dv = dk + d.N * d.KVD;       // [N, KV·Dh]
-  float* att_scratch = dv + d.N * d.KVD;                                           // [threads, T]
-  float* dg_unused = att_scratch + static_cast<size_t>(std::max(1, call.threads)) * d.T;  // [D] frozen norms
+  float* att_scratch = dv + d.N * d.KVD;  // CausalAttentionBackwardScratch
+  float* dg_unused = att_scratch + kernels::CausalAttentionBackwardScratch(d.T, 0, d.Dh);  // [D] frozen norms
 
   // MLP block, from out = mid + down(act).
   LinearBackward(call, w.w_down, a.act, dh, dgate, false, g.w_down, d.N);
