@@ -12,6 +12,7 @@
 #include "api/hf_dir.h"
 #include "api/model_loader.h"
 #include "core/memory_probe.h"
+#include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "io/text_file.h"
 #include "nibble/error.h"
@@ -123,6 +124,11 @@ FinetuneReport Finetune(const FinetuneOptions& o) {
   const train::PackedText data(loaded->tokenizer->Encode(text, /*add_special=*/true, /*parse_special=*/false),
                                tc.seq_len, o.text_path);
   train::Trainer tr(*loaded->model, tc, ctx);
+  if (tc.method == train::Method::kFull) {
+    // The weights now live in the trainer's f32 buffer: the mapped file's pages need not stay
+    // resident (513 MiB of SmolLM2-135M's peak RSS).
+    for (const auto& t : loaded->source.tensors()) io::DropPages(t.data);
+  }
   train::WindowOrder order(data.num_windows(), o.seed);
 
   FinetuneReport r;

@@ -27,4 +27,10 @@ class MappedFile {
   std::string path_;
 };
 
+// Advises the kernel that the whole pages inside `mapped` (bytes of a read-only file
+// mapping) are not needed now: they leave the resident set and are read from the file
+// again if touched (madvise MADV_DONTNEED). Full fine-tuning calls it once the weights are
+// copied into the trainer's f32 buffer. Advice only: a failure changes nothing.
+void DropPages(std::span<const uint8_t> mapped) noexcept;
+
 }  // namespace nibble::io

@@ -93,7 +93,7 @@ TEST(OptimGolden, AdamWTrajectoryMatchesTorch) {
       grads[name] = Floats(s["grads"][name.get<std::string>()]);
       spans.emplace_back(grads[name]);
     }
-    const double norm = ClipGradNorm(spans, max_norm);
+    const double norm = ClipGradNorm(2, spans, max_norm);
     EXPECT_NEAR(norm, s["grad_norm"].get<double>(), 1e-6 * norm) << "step " << step;
     ++step;
     for (const auto& name_j : g["order"]) {
@@ -159,14 +159,44 @@ TEST(AdamW, LargeRangesSplitOverThreadsGiveTheSameBits) {
 TEST(ClipGradNorm, ScalesOnlyAboveTheLimit) {
   std::vector<float> a = {3.0f, 4.0f}, b = {0.0f, 12.0f};
   std::vector<std::span<float>> spans = {a, b};
-  EXPECT_DOUBLE_EQ(ClipGradNorm(spans, 100.0), 13.0);
+  EXPECT_DOUBLE_EQ(ClipGradNorm(1, spans, 100.0), 13.0);
   EXPECT_EQ(a[0], 3.0f);
-  EXPECT_DOUBLE_EQ(ClipGradNorm(spans, 1.0), 13.0);
+  EXPECT_DOUBLE_EQ(ClipGradNorm(1, spans, 1.0), 13.0);
   EXPECT_NEAR(std::sqrt(a[0] * a[0] + a[1] * a[1] + b[1] * b[1]), 1.0, 1e-6);
   const std::vector<float> before = a;
-  const double norm = ClipGradNorm(spans, 0.0);  // 0: measure only
+  const double norm = ClipGradNorm(1, spans, 0.0);  // 0: measure only
   EXPECT_NEAR(norm, 1.0, 1e-6);
   EXPECT_EQ(a, before);
+}
+
+// The chunked f32 sums against the double oracle on a large, uneven set of tensors (tails
+// of every length below a vector, a chunk boundary inside a tensor): the norm within
+// 4096·ε relative (each chunk's f32 sum), and the same bits at 1, 2 and 3 threads.
+TEST(ClipGradNorm, MatchesRefOnEveryTargetAndThreadCount) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1e-2f);
+  std::vector<std::vector<float>> store;
+  for (size_t n : {1u, 7u, 15u, 16u, 17u, 4095u, 4097u, 300000u, 33u}) {
+    store.emplace_back(n);
+    for (float& x : store.back()) x = dist(rng);
+  }
+  auto spans_of = [](std::vector<std::vector<float>>& s) {
+    std::vector<std::span<float>> out;
+    for (auto& v : s) out.emplace_back(v);
+    return out;
+  };
+  std::vector<std::vector<float>> ref_store = store;
+  const double want = ClipGradNormRef(spans_of(ref_store), 0.5);
+  double first = -1;
+  for (int threads : {1, 2, 3}) {
+    std::vector<std::vector<float>> s = store;
+    const double got = ClipGradNorm(threads, spans_of(s), 0.5);
+    EXPECT_NEAR(got, want, 4096 * 6e-8 * want);
+    if (first < 0) first = got;
+    EXPECT_EQ(got, first) << threads;
+    for (size_t t = 0; t < s.size(); ++t)
+      for (size_t i = 0; i < s[t].size(); ++i) ASSERT_NEAR(s[t][i], ref_store[t][i], 1e-6f * std::fabs(ref_store[t][i]) + 1e-12f);
+  }
 }
 
 }  // namespace

@@ -50,21 +50,4 @@ double LrMultiplier(LrSchedule s, int64_t step, int64_t warmup, int64_t total) {
   }
 }
 
-double ClipGradNorm(std::span<const std::span<float>> grads, double max_norm) noexcept {
-  double ss = 0.0;
-  for (const std::span<float> g : grads)
-    for (float x : g) ss += static_cast<double>(x) * x;
-  const double norm = std::sqrt(ss);
-  if (max_norm > 0) {
-    // torch: clip_coef = max_norm / (total_norm + 1e-6) on f32 tensors, clamped at 1. A NaN
-    // or infinite norm gives a NaN or 0 factor there too, and the gradients follow it.
-    const float coef = static_cast<float>(max_norm) / (static_cast<float>(norm) + 1e-6f);
-    if (!(coef >= 1.0f)) {
-      for (const std::span<float> g : grads)
-        for (float& x : g) x *= coef;
-    }
-  }
-  return norm;
-}
-
 }  // namespace nibble::optim

@@ -27,7 +27,11 @@ double LrMultiplier(LrSchedule s, int64_t step, int64_t warmup_steps, int64_t to
 // Scales the gradients (one flat range per tensor) so their global L2 norm is at most
 // max_norm: coef = max_norm / (norm + 1e-6) in f32, applied when < 1 or NaN (torch's
 // clip_grad_norm_: a NaN norm makes every gradient NaN, as there). Returns the norm before
-// clipping (sums of squares in double, rounded to f32 for the factor). max_norm <= 0: no clip.
-double ClipGradNorm(std::span<const std::span<float>> grads, double max_norm) noexcept;
+// clipping (squares summed in f32 within chunks of 4096 on Highway vectors, the chunk sums
+// in double, in order, so any thread count gives the same bits; rounded to f32 for the
+// factor). max_norm <= 0: no clip. `num_threads` splits the chunks (optim/grad_norm.cc).
+double ClipGradNorm(int num_threads, std::span<const std::span<float>> grads, double max_norm) noexcept;
+// Scalar oracle: every square summed in double.
+double ClipGradNormRef(std::span<const std::span<float>> grads, double max_norm) noexcept;
 
 }  // namespace nibble::optim

@@ -16,8 +16,15 @@
 namespace nibble::train {
 namespace {
 
+// Gradients and moments are allocated untouched: the gradients are zeroed by every
+// ComputeGradients, the moments by the first Step, so their pages become resident only
+// when used (after a full fine-tuning run has released the mapped model file).
+Tensor Untouched(Allocator& alloc, size_t n) {
+  return Tensor(alloc, DType::kF32, Shape{static_cast<int64_t>(std::max<size_t>(n, 1))});
+}
+
 Tensor Zeros(Allocator& alloc, size_t n) {
-  Tensor t(alloc, DType::kF32, Shape{static_cast<int64_t>(std::max<size_t>(n, 1))});
+  Tensor t = Untouched(alloc, n);
   std::memset(t.data(), 0, t.num_bytes());
   return t;
 }
@@ -65,7 +72,7 @@ Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecC
       roles.push_back(r);
     });
     params_ = Zeros(weights_alloc_, index_.total());
-    grads_ = Zeros(grads_alloc_, index_.total());
+    grads_ = Untouched(grads_alloc_, index_.total());
     model_grads_.layers.resize(w.layers.size());
     for (size_t i = 0; i < roles.size(); ++i) {
       const model::RoleAt& r = roles[i];
@@ -80,12 +87,12 @@ Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecC
   } else {
     lora_ = std::make_unique<peft::LoraModel>(c, config_.lora, index_, config_.seed);
     params_ = Zeros(weights_alloc_, index_.total());
-    grads_ = Zeros(grads_alloc_, index_.total());
+    grads_ = Untouched(grads_alloc_, index_.total());
     lora_->Init(index_, F(params_));
     lora_->Attach(index_, F(params_), F(grads_), w);
   }
-  m_ = Zeros(optim_alloc_, index_.total());
-  v_ = Zeros(optim_alloc_, index_.total());
+  m_ = Untouched(optim_alloc_, index_.total());
+  v_ = Untouched(optim_alloc_, index_.total());
   model_ = std::make_unique<model::LlamaModel>(c, std::move(w));
   acts_ = std::make_unique<model::BatchActivations>(acts_alloc_, logits_alloc_, c,
                                                     model::Batch{config_.batch_size, config_.seq_len, 0},
@@ -136,11 +143,15 @@ StepResult Trainer::Step(std::span<const int32_t> tokens, std::span<const int32_
                                   "data)",
                                   r.step, r.loss));
   std::span<float> all(F(grads_), index_.total());
-  r.grad_norm = optim::ClipGradNorm(std::span(&all, 1), config_.max_grad_norm);
+  r.grad_norm = optim::ClipGradNorm(ctx_.num_threads(), std::span(&all, 1), config_.max_grad_norm);
   if (!std::isfinite(r.grad_norm))
     throw ConfigError(fmt::format("step {}: the gradient norm is {}; stopping before the update", r.step,
                                   r.grad_norm));
   r.lr = config_.lr * optim::LrMultiplier(config_.schedule, step_, config_.warmup_steps, config_.max_steps);
+  if (step_ == 0) {
+    std::memset(m_.data(), 0, m_.num_bytes());
+    std::memset(v_.data(), 0, v_.num_bytes());
+  }
   ++step_;
   for (const model::ParamEntry& e : index_.entries()) {
     optim::AdamWStep(ctx_.num_threads(), F(params_) + e.offset, F(grads_) + e.offset, F(m_) + e.offset,
