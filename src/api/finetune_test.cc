@@ -29,7 +29,7 @@ FinetuneOptions Options(const std::string& method, const std::string& out) {
   o.text_path = test::SharedData(kText);
   o.out_dir = out;
   o.method = method;
-  o.seq_len = 64;
+  o.seq_len = 32;  // 4 x 32 tokens a step keeps the test quick under the sanitizers
   o.batch_size = 4;
   o.max_steps = 40;
   o.lr = method == "full" ? 2e-3 : 1e-2;
@@ -85,9 +85,10 @@ TEST(Finetune, LoraLowersTheLossAndItsAdapterLoadsBack) {
   const FinetuneReport r = Finetune(Options("lora", out));
   const std::vector<double> losses = Losses(out);
   ASSERT_EQ(losses.size(), 40u);
-  // The loss starts near 4.5 on this text (the model knows TinyStories, not Shakespeare);
-  // 40 steps take the last five below the first five by more than 0.5 (measured: ~1.0).
-  EXPECT_LT(Mean(losses, 35, 40), Mean(losses, 0, 5) - 0.5);
+  // The loss starts near 4.2 on this text (the model knows TinyStories, not Shakespeare);
+  // 40 steps take the mean of the last five below the first five by more than 0.4
+  // (measured: 0.70 for LoRA, 0.63 for full fine-tuning).
+  EXPECT_LT(Mean(losses, 35, 40), Mean(losses, 0, 5) - 0.4);
   EXPECT_EQ(r.steps, 40);
   EXPECT_GT(r.trainable_params, 0u);
 
@@ -114,7 +115,7 @@ TEST(Finetune, FullLowersTheLossAndItsModelLoadsBack) {
   Finetune(Options("full", out));
   const std::vector<double> losses = Losses(out);
   ASSERT_EQ(losses.size(), 40u);
-  EXPECT_LT(Mean(losses, 35, 40), Mean(losses, 0, 5) - 0.5);
+  EXPECT_LT(Mean(losses, 35, 40), Mean(losses, 0, 5) - 0.4);
   ExecContext ctx(2);
   api::LoadOptions lo;
   const auto base = api::LoadModel(test::SharedData(kModel), lo, ctx);

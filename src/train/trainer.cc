@@ -40,7 +40,7 @@ Method ParseMethod(std::string_view name) {
 }
 
 Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecContext& ctx)
-    : config_(config), ctx_(ctx), base_(base) {
+    : config_(config), ctx_(ctx) {
   const model::LlamaConfig& c = base.config();
   if (config_.seq_len < 2)
     throw ConfigError(fmt::format("option 'seq_len': expected at least 2, got {}", config_.seq_len));

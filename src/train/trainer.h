@@ -105,7 +105,6 @@ class Trainer {
 
   TrainConfig config_;
   ExecContext& ctx_;
-  const model::LlamaModel& base_;
   model::ParamIndex index_;
   Allocator weights_alloc_, grads_alloc_, optim_alloc_, acts_alloc_, logits_alloc_, scratch_alloc_;
   Tensor params_, grads_, m_, v_;
