@@ -117,30 +117,31 @@ const float* LoraLinear::Dropped(const model::LinearCall& call, const float* x, 
   return xd;
 }
 
+// The scale is applied to the rank-r intermediate ([M, r]), never to an [M, out] or
+// [M, in] array: y += (s·u)·Bᵀ accumulates straight into y. (PEFT computes s·(u·Bᵀ); the
+// two differ by f32 rounding only.)
 void LoraLinear::Forward(const model::LinearCall& call, const float* x, float* y, size_t M) const {
   const bool drop = call.training && dropout_ > 0.0f;
-  Tensor scratch(*call.alloc, DType::kF32, Shape{static_cast<int64_t>(M * (r_ + out_ + (drop ? in_ : 0)))});
+  Tensor scratch(*call.alloc, DType::kF32, Shape{static_cast<int64_t>(M * (r_ + (drop ? in_ : 0)))});
   float* u = static_cast<float*>(scratch.data());  // [M, r]
-  float* v = u + M * r_;                            // [M, out]
-  const float* xd = Dropped(call, x, M, v + M * out_);
-  kernels::Gemm(call.threads, Trans::kNo, Trans::kYes, xd, a_, u, M, r_, in_);   // u = xd·Aᵀ
-  kernels::Gemm(call.threads, Trans::kNo, Trans::kYes, u, b_, v, M, out_, r_);   // v = u·Bᵀ
-  for (size_t i = 0; i < M * out_; ++i) y[i] += v[i] * scale_;                    // PEFT: result + lora_B(...)·s
+  const float* xd = Dropped(call, x, M, u + M * r_);
+  kernels::Gemm(call.threads, Trans::kNo, Trans::kYes, xd, a_, u, M, r_, in_);         // u = xd·Aᵀ
+  for (size_t i = 0; i < M * r_; ++i) u[i] *= scale_;
+  kernels::Gemm(call.threads, Trans::kNo, Trans::kYes, u, b_, y, M, out_, r_, true);    // y += (s·u)·Bᵀ
 }
 
 void LoraLinear::Backward(const model::LinearCall& call, const float* x, const float* dy, float* dx, size_t M) const {
   const bool drop = call.training && dropout_ > 0.0f;
-  Tensor scratch(*call.alloc, DType::kF32,
-                 Shape{static_cast<int64_t>(M * (2 * r_ + out_ + (drop ? 2 * in_ : 0)))});
-  float* u = static_cast<float*>(scratch.data());  // [M, r] recomputed: xd·Aᵀ
-  float* du = u + M * r_;                           // [M, r]
-  float* sdy = du + M * r_;                         // [M, out] s·dy
-  float* xd_buf = sdy + M * out_;                   // [M, in] when dropping
+  Tensor scratch(*call.alloc, DType::kF32, Shape{static_cast<int64_t>(M * (2 * r_ + (drop ? 2 * in_ : 0)))});
+  float* u = static_cast<float*>(scratch.data());  // [M, r] recomputed: s·xd·Aᵀ
+  float* du = u + M * r_;                           // [M, r] s·dy·B
+  float* xd_buf = du + M * r_;                      // [M, in] when dropping
   const float* xd = Dropped(call, x, M, xd_buf);
   kernels::Gemm(call.threads, Trans::kNo, Trans::kYes, xd, a_, u, M, r_, in_);
-  for (size_t i = 0; i < M * out_; ++i) sdy[i] = dy[i] * scale_;
-  kernels::Gemm(call.threads, Trans::kYes, Trans::kNo, sdy, u, gb_, out_, r_, M, true);   // dB += (s·dy)ᵀ·u
-  kernels::Gemm(call.threads, Trans::kNo, Trans::kNo, sdy, b_, du, M, r_, out_);          // du = s·dy·B
+  for (size_t i = 0; i < M * r_; ++i) u[i] *= scale_;
+  kernels::Gemm(call.threads, Trans::kYes, Trans::kNo, dy, u, gb_, out_, r_, M, true);    // dB += dyᵀ·(s·u)
+  kernels::Gemm(call.threads, Trans::kNo, Trans::kNo, dy, b_, du, M, r_, out_);           // du = dy·B
+  for (size_t i = 0; i < M * r_; ++i) du[i] *= scale_;                                     // du = s·dy·B
   kernels::Gemm(call.threads, Trans::kYes, Trans::kNo, du, xd, ga_, r_, in_, M, true);    // dA += duᵀ·xd
   if (dx == nullptr) return;
   if (!drop) {
