@@ -61,14 +61,14 @@ std::unique_ptr<ColdWeights> MakeCold(const quant::QuantizeSpec& spec, int64_t r
 void RunGemv(benchmark::State& state, const quant::QuantizeSpec& spec, int64_t rows = kN, bool int8_act = false) {
   const int threads = static_cast<int>(state.range(0));
   const auto cold = MakeCold(spec, rows);
-  for (auto& q : cold->q) q->int8_activations = int8_act;
+  const quant::QLinearPolicy policy{.int8_activations = int8_act};
   auto x = hwy::AllocateAligned<float>(kK);
   auto y = hwy::AllocateAligned<float>(kN);
   Lcg lcg;
   for (int64_t i = 0; i < kK; ++i) x[i] = lcg.Next();
   size_t i = 0;
   for (auto _ : state) {
-    quant::QGemv(threads, x.get(), *cold->q[i], y.get(), 1);
+    quant::QGemv(threads, x.get(), *cold->q[i], y.get(), 1, policy);
     benchmark::ClobberMemory();
     i = (i + 1) % cold->q.size();
   }
@@ -121,9 +121,8 @@ void RunPromptInt8(benchmark::State& state, int64_t N, int64_t K) {
   for (float& v : x) v = d(rng) * 50.0f;
   quant::QTensor q = quant::QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                            {.method = quant::QuantMethod::kNf4, .blocksize = 64}, 2);
-  q.int8_activations = true;
   for (auto _ : state) {
-    quant::QGemv(threads, x.data(), q, y.data(), M);
+    quant::QGemv(threads, x.data(), q, y.data(), M, quant::QLinearPolicy{.int8_activations = true});
     benchmark::ClobberMemory();
   }
   const double macs = static_cast<double>(M * N * K) * static_cast<double>(state.iterations());

@@ -112,14 +112,14 @@ TEST(Int8Options, ActivationsSwitchEverySupported4BitLayer) {
   lo.int8_activations = true;
   const auto i8 = LoadModel(out, lo, ctx);
   // stories260K: dim 64, hidden 172: every projection but down_proj (K = 172) qualifies.
+  // The QTensors stay frozen; the model's call policy carries the option.
   int64_t supported = 0;
-  for (const auto& t : i8->quantized) {
-    EXPECT_EQ(t->int8_activations, quant::SupportsInt8Activations(*t));
-    supported += quant::SupportsInt8Activations(*t) ? 1 : 0;
-  }
+  for (const auto& t : i8->quantized) supported += quant::SupportsInt8Activations(*t) ? 1 : 0;
   EXPECT_EQ(supported, 6 * plain->config.num_hidden_layers);
   EXPECT_EQ(i8->int8_activation_layers, supported);
-  for (const auto& t : plain->quantized) EXPECT_FALSE(t->int8_activations);
+  EXPECT_TRUE(i8->model->quant_policy().int8_activations);
+  EXPECT_FALSE(plain->model->quant_policy().int8_activations);
+  EXPECT_EQ(plain->int8_activation_layers, 0);
   // The warning follows the kernel that would run (the effective CPU level: detected,
   // then capped), never the CPU model: checked under every cap this process may use.
   test::ForEachCap([&] {

@@ -424,12 +424,7 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
     }
     m->checkpoint_quantized_layers = static_cast<int64_t>(m->quantized.size());
     if (options.int8_activations) {
-      for (const auto& q : m->quantized) {
-        if (quant::SupportsInt8Activations(*q)) {
-          q->int8_activations = true;
-          ++m->int8_activation_layers;
-        }
-      }
+      for (const auto& q : m->quantized) m->int8_activation_layers += quant::SupportsInt8Activations(*q) ? 1 : 0;
     }
     const model::QuantizedLookup qlookup = [&](std::string_view name) -> const quant::QTensor* {
       auto it = quantized.find(name);
@@ -443,7 +438,8 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
           ctx.allocator(), cls.data, cls.dtype, cls.shape, cls.dtype, /*threshold=*/0.0f, ctx.num_threads())));
       weights.classifier_q = m->quantized.back().get();
     }
-    m->model = std::make_unique<model::LlamaModel>(m->config, std::move(weights));
+    m->model = std::make_unique<model::LlamaModel>(m->config, std::move(weights),
+                                                   quant::QLinearPolicy{.int8_activations = options.int8_activations});
   }
   return m;
 }

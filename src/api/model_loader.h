@@ -59,7 +59,7 @@ struct LoadedModel {
   std::vector<Tensor> owned;                        // weights converted at load (f32 or bf16)
   // Quantized Linear weights (bitsandbytes / nibble checkpoints), codes borrowed from the
   // map; unique_ptr so the model's pointers stay valid. quant_config is set with them.
-  std::vector<std::unique_ptr<quant::QTensor>> quantized;
+  std::vector<std::unique_ptr<const quant::QTensor>> quantized;  // frozen once built
   std::optional<io::QuantizationConfig> quant_config;
   std::unique_ptr<model::LlamaModel> model;         // null when !load_weights
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when !load_tokenizer

@@ -38,7 +38,7 @@ void WidenRows(const LinearWeight& w, size_t n0, size_t n1, size_t K, float* til
 void LinearForward(const LinearCall& call, const LinearWeight& w, const float* x, float* y, size_t M) {
   const size_t N = w.out_features(), K = w.in_features();
   if (w.q != nullptr) {
-    quant::QLinear(call.threads, *call.alloc, x, *w.q, y, static_cast<int64_t>(M));
+    quant::QLinear(call.threads, *call.alloc, x, *w.q, y, static_cast<int64_t>(M), call.quant);
   } else if (w.dense.dtype == DType::kBF16) {
     kernels::MatMulBf16(call.threads, x, static_cast<const uint16_t*>(w.dense.data), y, M, N, K);
   } else {

@@ -26,6 +26,9 @@ struct LinearCall {
   // Counter base for an adapter's random masks (dropout), set by the training loop per
   // micro-batch: a recomputation with the same value draws the same mask.
   uint64_t rng_counter = 0;
+  // How quantized weights compute in this call (compute dtype, int8 activations): the
+  // QTensor stays frozen data, shared by every caller.
+  quant::QLinearPolicy quant;
 };
 
 // A learned delta added to one Linear's output: y += Δ(x). Implementations own their

@@ -21,8 +21,8 @@ const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.
 
 }  // namespace
 
-LlamaModel::LlamaModel(const LlamaConfig& config, LlamaWeights weights)
-    : config_(config), weights_(std::move(weights)) {
+LlamaModel::LlamaModel(const LlamaConfig& config, LlamaWeights weights, const quant::QLinearPolicy& quant)
+    : config_(config), weights_(std::move(weights)), quant_(quant) {
   config_.Validate();
   weights_.Validate(config_);
   inv_freq_ = config_.RopeInvFreq();
@@ -87,7 +87,7 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   RopeTables(inv_freq_.data(), half, static_cast<size_t>(start_pos), T, cos, sin);
 
   const float eps = c.rms_norm_eps;
-  const LinearCall call{threads, &ctx.allocator()};
+  const LinearCall call{threads, &ctx.allocator(), false, 0, quant_};
   const LayerEnv env{&c, call, Batch{1, T, static_cast<size_t>(start_pos)}, cos, sin, bufs[9]};
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     acts.k = cache.k(static_cast<int64_t>(l)) + static_cast<size_t>(start_pos) * KVD;  // [T, KV*Dh] new rows

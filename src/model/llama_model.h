@@ -11,6 +11,7 @@
 #include "model/kv_cache.h"
 #include "model/llama_config.h"
 #include "model/llama_weights.h"
+#include "quant/qtensor.h"
 
 namespace nibble::model {
 
@@ -23,11 +24,13 @@ class LlamaModel {
  public:
   // Validates the config (ConfigError) and the weights against it (ShapeError). The
   // weights are borrowed: their memory must outlive the model.
-  LlamaModel(const LlamaConfig& config, LlamaWeights weights);
+  LlamaModel(const LlamaConfig& config, LlamaWeights weights, const quant::QLinearPolicy& quant = {});
 
   const LlamaConfig& config() const { return config_; }
   const LlamaWeights& weights() const { return weights_; }
   const std::vector<float>& inv_freq() const { return inv_freq_; }  // [Dh/2], rope_scaling applied
+  // How the quantized weights compute (the loader's choice; every call passes it on).
+  const quant::QLinearPolicy& quant_policy() const { return quant_; }
 
   // Runs tokens [T] i32 at positions start_pos .. start_pos+T-1, reading positions
   // 0 .. start_pos-1 from `cache` and writing the new ones into it.
@@ -42,6 +45,7 @@ class LlamaModel {
   LlamaConfig config_;
   LlamaWeights weights_;
   std::vector<float> inv_freq_;  // [Dh/2] RoPE inverse frequencies, rope_scaling applied
+  quant::QLinearPolicy quant_;
 };
 
 }  // namespace nibble::model

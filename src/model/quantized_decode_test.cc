@@ -115,7 +115,6 @@ void Build(const LlamaConfig& c, const Variant& v, Allocator& alloc, QuantizedMo
   size_t role = 0;
   auto quantize = [&](ConstTensorView& view) -> const QTensor* {
     QTensor t = quant::QuantizeMatrix(alloc, static_cast<const float*>(view.data), view.shape, DType::kF32, v.spec, 2);
-    t.int8_activations = v.int8_activations;
     out->q.push_back(std::move(t));
     if (dense) {  // the dense twin's matrix for this role (same layer, same field of dw)
       std::vector<float> f(static_cast<size_t>(view.shape.NumElems()));
@@ -145,7 +144,7 @@ void Build(const LlamaConfig& c, const Variant& v, Allocator& alloc, QuantizedMo
   // |x| >= 6 in that column for the tokens that are 7 (and the first RMSNorm keeps it).
   float* e = const_cast<float*>(static_cast<const float*>(w.embed.data));
   e[7 * c.hidden_size + 5] = 60.0f;
-  out->model = std::make_unique<LlamaModel>(c, w);
+  out->model = std::make_unique<LlamaModel>(c, w, quant::QLinearPolicy{.int8_activations = v.int8_activations});
   if (dense) out->dense = std::make_unique<LlamaModel>(c, dw);
 }
 

@@ -230,6 +230,41 @@ TEST(BlockwiseRegistry, SimdEqualsRefOnEveryTarget) {
   }
 }
 
+// QLinearPolicy::compute overrides the compute dtype a weight records: an f32-compute
+// weight called under a bf16 (or f16) policy gives bit for bit what the same codes give
+// when they record that dtype, on every path (GEMV, the GEMM form, the oracle), and an
+// unset override keeps the recorded one.
+TEST(BlockwiseRegistry, PolicyComputeOverridesTheRecordedDtype) {
+  const int64_t N = 40, K = 256, M = 9;
+  const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 11, 0.02f);
+  const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 12, 1.0f);
+  for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kInt8Absmax}) {
+    Allocator alloc;
+    const QTensor f32 = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = m, .blocksize = 64}, 1);
+    for (ComputeDtype c : {ComputeDtype::kBf16, ComputeDtype::kF16}) {
+      const QTensor recorded =
+          QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = m, .blocksize = 64, .compute = c}, 1);
+      ASSERT_TRUE(std::equal(f32.codes.begin(), f32.codes.end(), recorded.codes.begin(), recorded.codes.end()));
+      const QLinearPolicy override{.compute = c};
+      for (int64_t rows : {int64_t{1}, M}) {
+        std::vector<float> a(static_cast<size_t>(rows * N)), b(a.size());
+        QGemv(2, x.data(), f32, a.data(), rows, override);
+        QGemv(2, x.data(), recorded, b.data(), rows);
+        EXPECT_EQ(a, b) << MethodName(m) << " QGemv rows " << rows;
+        QLinear(2, alloc, x.data(), f32, a.data(), rows, override);
+        QLinear(2, alloc, x.data(), recorded, b.data(), rows);
+        EXPECT_EQ(a, b) << MethodName(m) << " QLinear rows " << rows;
+        QGemvRef(x.data(), f32, a.data(), rows, override);
+        QGemvRef(x.data(), recorded, b.data(), rows);
+        EXPECT_EQ(a, b) << MethodName(m) << " QGemvRef rows " << rows;
+        // No override: the recorded dtype, so the f32 weight differs from the rounded one.
+        QGemvRef(x.data(), f32, a.data(), rows);
+        EXPECT_NE(a, b) << MethodName(m) << " rows " << rows;
+      }
+    }
+  }
+}
+
 // Checkpoints may store any blocksize, odd ones too (the loader accepts B in [1, n]):
 // DequantizeMatrix splits its work into chunks of whole blocks that must start on a whole
 // code byte. Odd B = 3 and 5 over more than one 64K-element chunk, against the

@@ -141,21 +141,33 @@ float RoundTo(ComputeDtype c, float v) {
   return v;
 }
 
-// x: [M, K] rounded to the compute dtype.
-std::vector<float> RoundedInput(const float* x, const QTensor& w, int64_t M) {
+// Output rows [0, N) split evenly over one parallel region: fn(n0, n1) runs once per
+// thread on its own contiguous range (and allocates its own scratch).
+template <class Fn>
+void ParallelRows(int threads, int64_t N, const Fn& fn) {
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    fn(N * t / nt, N * (t + 1) / nt);
+  }
+}
+
+// x: [M, K] rounded to the compute dtype c.
+std::vector<float> RoundedInput(const float* x, const QTensor& w, int64_t M, ComputeDtype c) {
   std::vector<float> xr(static_cast<size_t>(M * w.cols()));
-  for (size_t i = 0; i < xr.size(); ++i) xr[i] = RoundTo(w.compute, x[i]);
+  for (size_t i = 0; i < xr.size(); ++i) xr[i] = RoundTo(c, x[i]);
   return xr;
 }
 
-// Output rows [n0, n1): each row dequantized exactly, rounded to the compute dtype and
+// Output rows [n0, n1): each row dequantized exactly, rounded to the compute dtype c and
 // dotted with the rounded x in index order (f32). row: [K] scratch. The oracle's loop,
 // and the generic path's (any layout, f16 compute) per thread.
-void RowsRef(const float* xr, const QTensor& w, float* y, int64_t M, int64_t n0, int64_t n1, float* row) {
+void RowsRef(const float* xr, const QTensor& w, ComputeDtype c, float* y, int64_t M, int64_t n0, int64_t n1,
+             float* row) {
   const int64_t N = w.rows(), K = w.cols();
   for (int64_t n = n0; n < n1; ++n) {
     DequantizeRange(w, n * K, (n + 1) * K, row);
-    for (int64_t k = 0; k < K; ++k) row[k] = RoundTo(w.compute, row[k]);
+    for (int64_t k = 0; k < K; ++k) row[k] = RoundTo(c, row[k]);
     for (int64_t m = 0; m < M; ++m) {
       float acc = 0.0f;
       for (int64_t k = 0; k < K; ++k) acc += xr[m * K + k] * row[k];
@@ -164,20 +176,25 @@ void RowsRef(const float* xr, const QTensor& w, float* y, int64_t M, int64_t n0,
   }
 }
 
-void GemvGeneric(int threads, const float* x, const QTensor& w, float* y, int64_t M) {
-  const std::vector<float> xr = RoundedInput(x, w, M);
-  const int64_t N = w.rows();
-#pragma omp parallel num_threads(threads)
-  {
-    std::vector<float> row(static_cast<size_t>(w.cols()));
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    RowsRef(xr.data(), w, y, M, N * t / nt, N * (t + 1) / nt, row.data());
+// x's even and odd elements (the 4-bit kernels' operand layout), rounded to bf16 when
+// `bf16` (as f32 values, or as bf16 bits through the uint16_t overload).
+void SplitEvenOdd(const float* xm, int64_t K, bool bf16, float* xe, float* xo) {
+  for (int64_t j = 0; j < K / 2; ++j) {
+    xe[j] = bf16 ? RoundTo(ComputeDtype::kBf16, xm[2 * j]) : xm[2 * j];
+    xo[j] = bf16 ? RoundTo(ComputeDtype::kBf16, xm[2 * j + 1]) : xm[2 * j + 1];
+  }
+}
+void SplitEvenOdd(const float* xm, int64_t K, uint16_t* xe, uint16_t* xo) {
+  for (int64_t j = 0; j < K / 2; ++j) {
+    xe[j] = F32ToBF16(xm[2 * j]);
+    xo[j] = F32ToBF16(xm[2 * j + 1]);
   }
 }
 
 }  // namespace
 
-void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept {
+void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t M,
+           const QLinearPolicy& policy) noexcept {
   const int threads = std::max(1, num_threads);
   const int64_t N = w.rows(), K = w.cols(), B = w.blocksize;
   if (w.method == QuantMethod::kLlmInt8) {
@@ -185,52 +202,38 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
                      w.threshold, y);
     return;
   }
-  if (RunsInt8Activations(w)) {
+  if (RunsInt8Activations(w, policy)) {
     QGemv4I8(threads, x, w, y, M);
     return;
   }
+  const ComputeDtype compute = policy.ComputeFor(w);
   const bool aligned = K % B == 0;
-  if (w.format->code_bits == 4 && aligned && B == 64 && w.compute == ComputeDtype::kBf16 &&
-      kernels::HasAvx512Bf16()) {
+  const auto half = static_cast<size_t>(K / 2);
+  if (w.format->code_bits == 4 && aligned && B == 64 && compute == ComputeDtype::kBf16 && kernels::HasAvx512Bf16()) {
     NoteDispatch("4-bit bf16-compute avx512bf16");
-    std::vector<uint16_t> xe(static_cast<size_t>(K / 2)), xo(static_cast<size_t>(K / 2));
+    std::vector<uint16_t> xe(half), xo(half);
     for (int64_t m = 0; m < M; ++m) {
-      const float* xm = x + m * K;
-      for (int64_t j = 0; j < K / 2; ++j) {
-        xe[j] = F32ToBF16(xm[2 * j]);
-        xo[j] = F32ToBF16(xm[2 * j + 1]);
-      }
-      float* ym = y + m * N;
-#pragma omp parallel num_threads(threads)
-      {
+      SplitEvenOdd(x + m * K, K, xe.data(), xo.data());
+      ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
         std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        quant::detail::Gemv4RowsBf16Avx512(&w, xe.data(), xo.data(), ym, N * t / nt, N * (t + 1) / nt, scale_buf.data());
-      }
+        detail::Gemv4RowsBf16Avx512(&w, xe.data(), xo.data(), y + m * N, n0, n1, scale_buf.data());
+      });
     }
     return;
   }
-  if (w.format->code_bits == 4 && aligned && B % 32 == 0 && w.compute != ComputeDtype::kF16) {
-    const bool bf16 = w.compute == ComputeDtype::kBf16;
-    std::vector<float> xe(static_cast<size_t>(K / 2)), xo(static_cast<size_t>(K / 2));
+  if (w.format->code_bits == 4 && aligned && B % 32 == 0 && compute != ComputeDtype::kF16) {
+    const bool bf16 = compute == ComputeDtype::kBf16;
+    std::vector<float> xe(half), xo(half);
     for (int64_t m = 0; m < M; ++m) {
-      const float* xm = x + m * K;
-      for (int64_t j = 0; j < K / 2; ++j) {
-        xe[j] = bf16 ? RoundTo(ComputeDtype::kBf16, xm[2 * j]) : xm[2 * j];
-        xo[j] = bf16 ? RoundTo(ComputeDtype::kBf16, xm[2 * j + 1]) : xm[2 * j + 1];
-      }
-      float* ym = y + m * N;
-#pragma omp parallel num_threads(threads)
-      {
+      SplitEvenOdd(x + m * K, K, bf16, xe.data(), xo.data());
+      ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
         std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-        NB_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), ym, n0, n1, bf16, scale_buf.data());
-      }
+        NB_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), y + m * N, n0, n1, bf16, scale_buf.data());
+      });
     }
     return;
   }
-  if (w.format->code_bits == 8 && aligned && w.compute == ComputeDtype::kF32) {
+  if (w.format->code_bits == 8 && aligned && compute == ComputeDtype::kF32) {
     std::vector<float> xsum(static_cast<size_t>(K / B));
     for (int64_t m = 0; m < M; ++m) {
       const float* xm = x + m * K;
@@ -239,16 +242,18 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
         for (int64_t k = b * B; k < (b + 1) * B; ++k) s += xm[k];
         xsum[b] = s;
       }
-      float* ym = y + m * N;
-#pragma omp parallel num_threads(threads)
-      {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        NB_DYNAMIC_DISPATCH(Gemv8RowsImpl)(&w, xm, xsum.data(), ym, N * t / nt, N * (t + 1) / nt);
-      }
+      ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
+        NB_DYNAMIC_DISPATCH(Gemv8RowsImpl)(&w, xm, xsum.data(), y + m * N, n0, n1);
+      });
     }
     return;
   }
-  GemvGeneric(threads, x, w, y, M);
+  // Any other layout, or f16 compute: the oracle's loop per thread.
+  const std::vector<float> xr = RoundedInput(x, w, M, compute);
+  ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
+    std::vector<float> row(static_cast<size_t>(K));
+    RowsRef(xr.data(), w, compute, y, M, n0, n1, row.data());
+  });
 }
 
 std::vector<KernelPath> QuantKernelPaths() {
@@ -278,18 +283,19 @@ std::vector<KernelPath> QuantKernelPaths() {
   };
 }
 
-void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M) {
+void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M, const QLinearPolicy& policy) {
   const int64_t N = w.rows(), K = w.cols();
   if (w.method == QuantMethod::kLlmInt8) {
     llm_int8::MatMulRef(x, M, reinterpret_cast<const int8_t*>(w.codes.data()), w.scales.data(), N, K, w.threshold, y);
     return;
   }
-  if (RunsInt8Activations(w)) {
+  if (RunsInt8Activations(w, policy)) {
     QGemv4I8Ref(x, w, y, M);
     return;
   }
+  const ComputeDtype compute = policy.ComputeFor(w);
   std::vector<float> row(static_cast<size_t>(K));
-  RowsRef(RoundedInput(x, w, M).data(), w, y, M, 0, N, row.data());
+  RowsRef(RoundedInput(x, w, M, compute).data(), w, compute, y, M, 0, N, row.data());
 }
 
 }  // namespace nibble::quant

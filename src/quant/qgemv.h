@@ -6,7 +6,8 @@
 // block's partial sum once; kBf16 rounds each dequantized weight f32(lut * absmax) to
 // bf16 (RNE) and multiplies it with x rounded to bf16, as bitsandbytes does with
 // bnb_4bit_compute_dtype=bfloat16; kF16 the same with fp16 (scalar path).
-// QTensor::int8_activations (a nibble option) routes 4-bit weights to qgemv4_i8.h.
+// The call's QLinearPolicy picks the compute dtype (the weight's recorded one unless
+// overridden) and whether 4-bit weights take the int8-activation path (qgemv4_i8.h).
 #pragma once
 
 #include <cstdint>
@@ -19,10 +20,11 @@ namespace nibble::quant {
 
 // y: [M, N] = x: [M, K] · Wᵀ. M rows run as GEMVs (the weights stream once per row);
 // QLinear picks this for small M. Parallel over output rows. No validation.
-void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t M) noexcept;
+void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t M,
+           const QLinearPolicy& policy = {}) noexcept;
 // The scalar oracle: dequantize each weight exactly as DequantizeMatrix (rounded to the
 // compute dtype), round x to it, accumulate in f32 in index order.
-void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M);
+void QGemvRef(const float* x, const QTensor& w, float* y, int64_t M, const QLinearPolicy& policy = {});
 
 // The quantized kernels' paths under the CPU cap in force, for `nibble --version`.
 std::vector<KernelPath> QuantKernelPaths();

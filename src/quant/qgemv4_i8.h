@@ -1,4 +1,4 @@
-// The int8-activation 4-bit GEMV: an explicit nibble option (QTensor::int8_activations,
+// The int8-activation 4-bit GEMV: an explicit nibble option (QLinearPolicy::int8_activations,
 // the CLI's --int8-activations), off by default because it departs from bitsandbytes'
 // compute-dtype semantics. llama.cpp computes every 4-bit format this way (Q8_0
 // activations); docs/quality/quantization.md shows what it costs in KL divergence.
@@ -34,8 +34,10 @@ inline constexpr int64_t kActBlock = 64;  // activation block along K (llama.cpp
 // Whether the int8-activation path can run w: a 4-bit table format, K % 64 == 0 and
 // rows made of whole blocks with blocksize % 64 == 0.
 bool SupportsInt8Activations(const QTensor& w);
-// Whether QGemv / QLinear run w this way: the option is set and w supports it.
-inline bool RunsInt8Activations(const QTensor& w) { return w.int8_activations && SupportsInt8Activations(w); }
+// Whether QGemv / QLinear run w this way: the call's policy asks for it and w supports it.
+inline bool RunsInt8Activations(const QTensor& w, const QLinearPolicy& policy) {
+  return policy.int8_activations && SupportsInt8Activations(w);
+}
 
 struct Int8Table {
   std::array<int8_t, 16> t;  // T[c]

@@ -33,6 +33,9 @@
 namespace nibble::quant {
 namespace {
 
+// The call policy these tests run 4-bit weights under: int8 activations.
+const QLinearPolicy kInt8{.int8_activations = true};
+
 TEST(Int8Activations, TablesFromTheFormatLuts) {
   const Int8Table nf4 = MakeInt8Table(nf4::kLut);
   EXPECT_FLOAT_EQ(nf4.mult, 127.0f);
@@ -107,10 +110,10 @@ void ExpectMatchesDefinition(const QTensor& q, const std::vector<float>& x, int6
   std::vector<double> def, mag;
   Definition(q, x.data(), M, &def, &mag);
   std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size()), yl(y.size());
-  QGemv(2, x.data(), q, y.data(), M);
-  QGemvRef(x.data(), q, yr.data(), M);
+  QGemv(2, x.data(), q, y.data(), M, kInt8);
+  QGemvRef(x.data(), q, yr.data(), M, kInt8);
   Allocator alloc;
-  QLinear(2, alloc, x.data(), q, yl.data(), M);
+  QLinear(2, alloc, x.data(), q, yl.data(), M, kInt8);
   for (size_t i = 0; i < y.size(); ++i) {
     const double tol = 1e-5 * mag[i] + 1e-30;
     ASSERT_NEAR(y[i], def[i], tol) << what << " QGemv i=" << i;
@@ -131,7 +134,6 @@ TEST(Int8Activations, GemvMatchesDefinitionEveryFormatAndShape) {
           const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 7, 0.02f);
           QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                      {.method = f->method, .blocksize = B, .double_quant = dq}, 2);
-          q.int8_activations = true;
           ASSERT_TRUE(SupportsInt8Activations(q));
           for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
             std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 9, 1.0f);
@@ -157,7 +159,6 @@ QTensor HandBuilt(QuantMethod m, int64_t N, int64_t K, std::span<const uint8_t> 
   q.blocksize = 64;
   q.codes = codes;
   q.scales = scales;
-  q.int8_activations = true;
   return q;
 }
 
@@ -189,7 +190,6 @@ TEST(Int8Activations, QuantizationErrorWithinAnalyticBound) {
     const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 3, 0.02f);
     for (QuantMethod m : {QuantMethod::kNf4, QuantMethod::kFp4, QuantMethod::kInt4}) {
       QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = m, .blocksize = 64}, 2);
-      q.int8_activations = true;
       const Int8Table t = MakeInt8Table(q.format->lut);
       std::vector<float> wd(w.size());
       DequantizeMatrix(q, wd.data(), 1);
@@ -197,7 +197,7 @@ TEST(Int8Activations, QuantizationErrorWithinAnalyticBound) {
       Q8Activations a;
       QuantizeActivationsQ8(x.data(), K, &a);
       std::vector<float> y(static_cast<size_t>(N));
-      QGemv(2, x.data(), q, y.data(), 1);
+      QGemv(2, x.data(), q, y.data(), 1, kInt8);
       double worst = 0;
       for (int64_t n = 0; n < N; ++n) {
         double exact = 0, bound = 0;
@@ -225,9 +225,8 @@ TEST(Int8Activations, UnsupportedShapesAndFormatsIgnoreTheFlag) {
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{8, 100}, DType::kF32, {.method = m, .blocksize = 64}, 1);
     std::vector<float> plain(8), flagged(8);
     QGemv(1, x.data(), q, plain.data(), 1);
-    q.int8_activations = true;
     EXPECT_FALSE(SupportsInt8Activations(q)) << MethodName(m);
-    QGemv(1, x.data(), q, flagged.data(), 1);
+    QGemv(1, x.data(), q, flagged.data(), 1, kInt8);
     EXPECT_EQ(plain, flagged) << MethodName(m);
   }
 }
@@ -274,13 +273,12 @@ TEST(Int8Activations, PromptTilesEqualTokenByToken) {
       const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 31, 0.02f);
       QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                  {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
-      q.int8_activations = true;
       const int64_t M = 11;
       const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 32, 1.0f);
       std::vector<float> y(static_cast<size_t>(M * N)), one(static_cast<size_t>(N));
-      QGemv(2, x.data(), q, y.data(), M);
+      QGemv(2, x.data(), q, y.data(), M, kInt8);
       for (int64_t m = 0; m < M; ++m) {
-        QGemv(1, x.data() + m * K, q, one.data(), 1);
+        QGemv(1, x.data() + m * K, q, one.data(), 1, kInt8);
         for (int64_t n = 0; n < N; ++n)
           ASSERT_EQ(std::bit_cast<uint32_t>(y[m * N + n]), std::bit_cast<uint32_t>(one[n])) << "K=" << K << " m=" << m << " n=" << n;
       }
@@ -300,7 +298,6 @@ TEST(Int8Activations, NestedScalesAcrossNestedBlocks) {
     for (int64_t i = 0; i < N * K; i += 97) w[static_cast<size_t>(i)] *= 40.0f;  // spread the absmax
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
-    q.int8_activations = true;
     ASSERT_TRUE(q.nested);
     for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{13}}) {
       const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 42, 1.0f);
@@ -332,8 +329,8 @@ TEST(Int8Activations, ExactIntegersBitForBit) {
           x[i] = static_cast<float>(qi[i]) * t.mult;
         }
         std::vector<float> y(static_cast<size_t>(M * N)), yr(y.size());
-        QGemv(2, x.data(), q, y.data(), M);
-        QGemvRef(x.data(), q, yr.data(), M);
+        QGemv(2, x.data(), q, y.data(), M, kInt8);
+        QGemvRef(x.data(), q, yr.data(), M, kInt8);
         for (int64_t mi = 0; mi < M; ++mi)
           for (int64_t n = 0; n < N; ++n) {
             int64_t exact = 0;
@@ -357,15 +354,14 @@ TEST(Int8Activations, NonFiniteAndTinyBlocks) {
     const int64_t N = 6, K = 320;
     const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 51, 0.02f);
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32, {.method = QuantMethod::kNf4}, 1);
-    q.int8_activations = true;
     const std::vector<float> x0 = test::NormalVec(static_cast<size_t>(K), 52, 1.0f);
     for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
                       -std::numeric_limits<float>::infinity()}) {
       std::vector<float> x = x0;
       x[70] = bad;
       std::vector<float> y(static_cast<size_t>(N)), yr(y.size());
-      QGemv(1, x.data(), q, y.data(), 1);
-      QGemvRef(x.data(), q, yr.data(), 1);
+      QGemv(1, x.data(), q, y.data(), 1, kInt8);
+      QGemvRef(x.data(), q, yr.data(), 1, kInt8);
       for (int64_t n = 0; n < N; ++n) {
         EXPECT_TRUE(std::isnan(y[n])) << bad << " n=" << n << " " << y[n];
         EXPECT_TRUE(std::isnan(yr[n])) << bad << " Ref n=" << n;
@@ -377,9 +373,9 @@ TEST(Int8Activations, NonFiniteAndTinyBlocks) {
       zeroed[k] = 0.0f;
     }
     std::vector<float> yt(static_cast<size_t>(N)), yz(yt.size()), yrt(yt.size());
-    QGemv(1, tiny.data(), q, yt.data(), 1);
-    QGemv(1, zeroed.data(), q, yz.data(), 1);
-    QGemvRef(tiny.data(), q, yrt.data(), 1);
+    QGemv(1, tiny.data(), q, yt.data(), 1, kInt8);
+    QGemv(1, zeroed.data(), q, yz.data(), 1, kInt8);
+    QGemvRef(tiny.data(), q, yrt.data(), 1, kInt8);
     for (int64_t n = 0; n < N; ++n) {
       EXPECT_EQ(yt[n], yz[n]) << n;
       EXPECT_TRUE(std::isfinite(yrt[n])) << n;
@@ -395,7 +391,6 @@ TEST(Int8Activations, VnniKernelWritesOnlyItsRows) {
   const std::vector<float> w = test::NormalVec(static_cast<size_t>(N * K), 8, 0.02f), x = test::NormalVec(static_cast<size_t>(K), 2, 1.0f);
   QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                              {.method = QuantMethod::kNf4, .blocksize = 64, .double_quant = true}, 1);
-  q.int8_activations = true;
   const Int8Table t = MakeInt8Table(q.format->lut);
   Q8Activations a;
   QuantizeActivationsQ8(x.data(), K, &a);
@@ -425,7 +420,6 @@ TEST(Int8Activations, Avx2KernelWritesOnlyItsRows) {
   for (int64_t B : {int64_t{64}, int64_t{128}}) {
     QTensor q = QuantizeMatrix(alloc, w.data(), Shape{N, K}, DType::kF32,
                                {.method = QuantMethod::kNf4, .blocksize = B, .double_quant = true}, 1);
-    q.int8_activations = true;
     const Int8Table t = MakeInt8Table(q.format->lut);
     for (int64_t M : {int64_t{1}, int64_t{8}}) {
       const std::vector<float> x = test::NormalVec(static_cast<size_t>(M * K), 2, 1.0f);

@@ -15,6 +15,8 @@ namespace nibble::quant {
 inline constexpr int64_t kQLinearGemmMinRows = 8;
 
 // x: [M, K] f32, y: [M, N] f32, W: [N, K]. Scratch comes from `alloc`.
-void QLinear(int num_threads, Allocator& alloc, const float* x, const QTensor& w, float* y, int64_t M);
+// `policy` as for QGemv (quant/qtensor.h).
+void QLinear(int num_threads, Allocator& alloc, const float* x, const QTensor& w, float* y, int64_t M,
+             const QLinearPolicy& policy = {});
 
 }  // namespace nibble::quant

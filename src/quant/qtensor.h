@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,8 @@ struct QTensor {
   Shape shape;                              // unquantized, row-major [out, in]
   DType dtype = DType::kF32;                // dtype of the weight when quantized (quant state "dtype")
   int64_t blocksize = 64;                   // first-level block (flat order); = in per row, = n per tensor
+  // The compute dtype recorded with the weight (the checkpoint's bnb_4bit_compute_dtype):
+  // the default, which a call's QLinearPolicy::compute may override.
   ComputeDtype compute = ComputeDtype::kF32;
 
   std::span<const uint8_t> codes;  // [CodeBytes(n)] 4-bit packed or int8 (i8 bits)
@@ -43,10 +46,6 @@ struct QTensor {
   int64_t nested_blocksize = 256;
 
   float threshold = 6.0f;  // LLM.int8(): llm_int8_threshold (0 disables outlier columns)
-  // nibble option, not stored in checkpoints: 4-bit layers quantize activations to int8
-  // per block of 64 and multiply integers (qgemv4_i8.h), for every batch size. Honoured
-  // only where SupportsInt8Activations(); the compute dtype is then unused.
-  bool int8_activations = false;
 
   std::vector<Tensor> owned;  // storage behind the spans when not borrowed
 
@@ -59,6 +58,21 @@ struct QTensor {
   uint64_t StorageBytes() const;
   // First-level scales of blocks [begin, end) into out (reconstructing nested ones).
   void BlockScales(int64_t begin, int64_t end, float* out) const;
+};
+
+// How one call computes with a QTensor. A QTensor is frozen data: a model holds it
+// const, and one weight is shared read-only by every thread, every QLoRA step and every
+// ZeRO rank, so the run-time choices travel with each call instead (QGemv, QLinear, the
+// model's LinearCall).
+struct QLinearPolicy {
+  // Overrides the weight's recorded compute dtype when set (mixed-precision training).
+  std::optional<ComputeDtype> compute;
+  // nibble option, never stored in checkpoints: 4-bit layers quantize activations to int8
+  // per block of 64 and multiply integers (qgemv4_i8.h), for every batch size. Honoured
+  // only where SupportsInt8Activations(w); the compute dtype is then unused.
+  bool int8_activations = false;
+
+  ComputeDtype ComputeFor(const QTensor& w) const { return compute.value_or(w.compute); }
 };
 
 struct QuantizeSpec {

@@ -103,7 +103,7 @@ Trainer::~Trainer() = default;
 
 double Trainer::MicroBatch(std::span<const int32_t> tokens, std::span<const int32_t> targets, float scale,
                            bool backward, uint64_t rng_counter) {
-  const model::LinearCall call{ctx_.num_threads(), &scratch_alloc_, backward, rng_counter};
+  const model::LinearCall call{ctx_.num_threads(), &scratch_alloc_, backward, rng_counter, model_->quant_policy()};
   model::ForwardBatch(*model_, tokens, *acts_, call);
   const model::LlamaConfig& c = model_->config();
   size_t counted = 0;
