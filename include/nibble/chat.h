@@ -12,6 +12,7 @@
 
 #include "nibble/api.h"
 #include "nibble/generate.h"
+#include "nibble/model.h"
 
 namespace nibble {
 
@@ -87,6 +88,10 @@ class NIBBLE_API ChatSession {
   // chat template (suggesting --template) or the template is outside the supported
   // subset, plus everything Generate throws for bad files and options.
   explicit ChatSession(const ChatOptions& options);
+  // A session on a model loaded once, which must outlive it. The options' load fields
+  // (model_path, tokenizer_path, weight_dtype, int8_*, allow_nonfinite, num_threads)
+  // are not read: the Model's own apply.
+  ChatSession(const Model& model, const ChatOptions& options);
   ~ChatSession();
   ChatSession(ChatSession&&) noexcept;
   ChatSession& operator=(ChatSession&&) noexcept;
@@ -105,6 +110,8 @@ class NIBBLE_API ChatSession {
   std::vector<std::string> warnings() const;  // e.g. a context above the declared one
 
  private:
+  ChatSession(const Model* model, const ChatOptions& options);  // null: load from the options
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

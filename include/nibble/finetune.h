@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nibble/api.h"
+#include "nibble/model.h"
 
 namespace nibble {
 
@@ -72,5 +73,9 @@ struct FinetuneReport {
 // infinite loss, naming the step), IoError / FormatError for unreadable inputs. Nothing
 // is left in out_dir unless the run completes.
 NIBBLE_API FinetuneReport Finetune(const FinetuneOptions& options);
+// The same on a model loaded once (its weights are not changed: LoRA trains adapters
+// beside them, full fine-tuning trains an f32 copy). The options' load fields
+// (model_path, tokenizer_path, allow_nonfinite, num_threads) are not read: the Model's own apply.
+NIBBLE_API FinetuneReport Finetune(const Model& model, const FinetuneOptions& options);
 
 }  // namespace nibble

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nibble/api.h"
+#include "nibble/model.h"
 
 namespace nibble {
 
@@ -85,6 +86,10 @@ NIBBLE_API std::string GenerateReportJson(const GenerateReport& r);
 // unsupported architecture, prompt longer than the context), FormatError / IoError
 // (bad files), ShapeError (missing or misshapen tensors), each naming the field.
 NIBBLE_API GenerateReport Generate(const GenerateOptions& options);
+// The same run on a model loaded once. The options' load fields (model_path,
+// tokenizer_path, weight_dtype, int8_*, allow_nonfinite, num_threads) are not read: the
+// Model's own apply.
+NIBBLE_API GenerateReport Generate(const Model& model, const GenerateOptions& options);
 
 struct TokenizeResult {
   std::vector<int32_t> ids;

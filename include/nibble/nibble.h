@@ -12,6 +12,7 @@
 #include "nibble/generate.h"
 #include "nibble/input.h"
 #include "nibble/inspect.h"
+#include "nibble/model.h"
 #include "nibble/memory.h"
 #include "nibble/perplexity.h"
 #include "nibble/quantize.h"

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "nibble/api.h"
+#include "nibble/model.h"
 
 namespace nibble {
 
@@ -84,5 +85,8 @@ struct PerplexityReport {
 // short for one window (naming the file, its token count and ctx), and what loading a
 // model throws.
 NIBBLE_API PerplexityReport EvaluatePerplexity(const PerplexityOptions& options);
+// The same on a model loaded once. The options' load fields (model_path, tokenizer_path,
+// weight_dtype, int8_*, allow_nonfinite, num_threads) are not read: the Model's own apply.
+NIBBLE_API PerplexityReport EvaluatePerplexity(const Model& model, const PerplexityOptions& options);
 
 }  // namespace nibble

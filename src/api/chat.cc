@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/model_impl.h"
 #include "api/model_loader.h"
 #include "api/sampling_options.h"
 #include "core/memory_probe.h"
@@ -80,11 +81,18 @@ std::optional<std::string> FindModelTemplate(const api::LoadedModel& m) {
 }  // namespace
 
 struct ChatSession::Impl {
-  explicit Impl(const ChatOptions& options) : o(options), ctx(options.num_threads) {}
+  Impl(const ChatOptions& options, const Model* borrowed)
+      : o(options),
+        owned(borrowed == nullptr ? std::make_unique<Model>(api::ModelOptionsFrom(options)) : nullptr),
+        model(borrowed != nullptr ? borrowed : owned.get()),
+        loaded(model->impl().loaded.get()),
+        ctx(model->options().num_threads) {}
 
   ChatOptions o;
-  ExecContext ctx;  // declared before `loaded`: its allocator owns converted weights
-  std::unique_ptr<api::LoadedModel> loaded;
+  std::unique_ptr<Model> owned;  // the one-shot constructor's model
+  const Model* model;            // owned, or the caller's
+  const api::LoadedModel* loaded;
+  ExecContext ctx;  // the KV cache and scratch
   std::unique_ptr<model::Sampler> sampler;
   std::unique_ptr<model::KvCache> cache;
   std::string tmpl, bos, eos;
@@ -109,26 +117,39 @@ struct ChatSession::Impl {
   }
 };
 
-ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Impl>(options)) {
-  Impl& s = *impl_;
-  const ChatOptions& o = s.o;
-  if (o.model_path.empty()) throw ConfigError("chat: option 'model' (-m) is required");
+namespace {
+
+// Chat's own options, checked before any model is loaded.
+model::SamplerConfig CheckChatOptions(const ChatOptions& o) {
   if (o.ctx_size < 0) throw ConfigError(fmt::format("chat: option 'ctx' (-c) must be >= 0, got {}", o.ctx_size));
   if (o.n_predict < -1)
     throw ConfigError(fmt::format(
         "chat: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
   const model::SamplerConfig sc = api::SamplerConfigFrom(o);
-  s.summary.seed = sc.seed;
-  s.sampler = std::make_unique<model::Sampler>(sc);  // validates before anything is loaded
+  model::Sampler check(sc);  // validates the sampling options
+  return sc;
+}
 
-  api::LoadOptions lo;
-  lo.tokenizer_path = o.tokenizer_path;
-  lo.weights = api::ParseWeightDtype(o.weight_dtype);
-  lo.int8_activations = o.int8_activations;
-  lo.int8_classifier = o.int8_classifier;
-  lo.allow_nonfinite = o.allow_nonfinite;
-  s.loaded = api::LoadModel(o.model_path, lo, s.ctx);
-  for (auto& w : api::Int8OptionWarnings(*s.loaded, lo)) s.warnings.push_back(std::move(w));
+const Model* CheckedForChat(const ChatOptions& o) {
+  if (o.model_path.empty()) throw ConfigError("chat: option 'model' (-m) is required");
+  CheckChatOptions(o);
+  return nullptr;  // the session loads its own
+}
+
+}  // namespace
+
+ChatSession::ChatSession(const ChatOptions& options) : ChatSession(CheckedForChat(options), options) {}
+ChatSession::ChatSession(const Model& model, const ChatOptions& options) : ChatSession(&model, options) {}
+
+ChatSession::ChatSession(const Model* model, const ChatOptions& options)
+    : impl_(std::make_unique<Impl>(options, model)) {
+  Impl& s = *impl_;
+  const ChatOptions& o = s.o;
+  const model::SamplerConfig sc = CheckChatOptions(o);
+  s.summary.seed = sc.seed;
+  s.sampler = std::make_unique<model::Sampler>(sc);
+  if (s.loaded->tokenizer == nullptr) throw ConfigError("chat: the model was loaded without its tokenizer");
+  s.warnings = s.model->warnings();
   if (!o.template_path.empty()) {
     s.tmpl = ReadText(o.template_path, "chat template (--template)");
   } else if (auto t = FindModelTemplate(*s.loaded)) {
@@ -137,7 +158,7 @@ ChatSession::ChatSession(const ChatOptions& options) : impl_(std::make_unique<Im
     throw ConfigError(fmt::format(
         "{}: the model has no chat template (GGUF key 'tokenizer.chat_template', or chat_template.jinja / "
         "tokenizer_config.json 'chat_template' beside HF weights); give one with --template FILE",
-        o.model_path));
+        s.model->options().model_path));
   }
   const tokenizer::Tokenizer& tok = *s.loaded->tokenizer;
   const tokenizer::Vocab& vocab = tok.vocab();
@@ -254,7 +275,7 @@ std::string ChatSession::RenderPrompt(bool add_generation_prompt) const {
 ChatSummary ChatSession::Summary() const {
   ChatSummary sum = impl_->summary;
   sum.peak_rss_bytes = ReadRss().peak_bytes;
-  sum.peak_alloc_bytes = impl_->ctx.allocator().peak_bytes();
+  sum.peak_alloc_bytes = api::PeakAllocBytes(*impl_->model, impl_->ctx);
   return sum;
 }
 

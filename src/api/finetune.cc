@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/hf_dir.h"
+#include "api/model_impl.h"
 #include "api/model_loader.h"
 #include "core/memory_probe.h"
 #include "io/mapped_file.h"
@@ -99,17 +100,34 @@ void WriteFullModel(api::HfDirWriter& out, const api::LoadedModel& m, const trai
   api::WriteTokenizerFiles(out, m.source, m.tokenizer ? &m.tokenizer->vocab() : nullptr, c.max_position_embeddings);
 }
 
+FinetuneReport Run(const Model& model, const FinetuneOptions& o, const std::string& text);
+
 }  // namespace
 
 FinetuneReport Finetune(const FinetuneOptions& o) {
   CheckOptions(o);
-  const train::TrainConfig tc = ToTrainConfig(o);
+  ToTrainConfig(o);  // every option checked before the model loads
   const std::string text = io::ReadRegularFile(o.text_path, "training text (--text)", io::kMaxTextFileBytes);
-  ExecContext ctx(o.num_threads);  // declared before `loaded`: its allocator owns converted weights
-  api::LoadOptions lo;
-  lo.tokenizer_path = o.tokenizer_path;
-  lo.allow_nonfinite = o.allow_nonfinite;
-  const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
+  const Model model(api::ModelOptionsFrom(o));
+  return Run(model, o, text);
+}
+
+FinetuneReport Finetune(const Model& model, const FinetuneOptions& options) {
+  FinetuneOptions o = options;  // the model's files, for the checks, the messages and the adapter config
+  o.model_path = model.options().model_path;
+  o.tokenizer_path = model.options().tokenizer_path;
+  CheckOptions(o);
+  const std::string text = io::ReadRegularFile(o.text_path, "training text (--text)", io::kMaxTextFileBytes);
+  return Run(model, o, text);
+}
+
+namespace {
+
+FinetuneReport Run(const Model& model, const FinetuneOptions& o, const std::string& text) {
+  const train::TrainConfig tc = ToTrainConfig(o);
+  const api::LoadedModel* loaded = model.impl().loaded.get();
+  if (loaded->tokenizer == nullptr) throw ConfigError("finetune: the model was loaded without its tokenizer");
+  ExecContext ctx(model.options().num_threads);  // the trainer's buffers and scratch
   const model::LlamaConfig& cfg = loaded->config;
   if (o.seq_len > cfg.max_position_embeddings)
     throw ConfigError(fmt::format("option 'seq_len': {} exceeds the model's context of {} tokens "
@@ -196,4 +214,5 @@ FinetuneReport Finetune(const FinetuneOptions& o) {
   return r;
 }
 
+}  // namespace
 }  // namespace nibble

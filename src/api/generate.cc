@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "api/model_impl.h"
 #include "api/model_loader.h"
 #include "api/sampling_options.h"
 #include "core/memory_probe.h"
@@ -66,9 +67,15 @@ class StopScanner {
   size_t emitted_ = 0;
 };
 
-void CheckOptions(const GenerateOptions& o) {
-  if (o.model_path.empty()) throw ConfigError("generate: option 'model' (-m) is required");
+// The run's own options (everything but loading), checked before any model is loaded.
+model::SamplerConfig CheckRunOptions(const GenerateOptions& o) {
   if (o.ctx_size < 0) throw ConfigError(fmt::format("generate: option 'ctx' (-c) must be >= 0, got {}", o.ctx_size));
+  if (o.n_predict < -1)
+    throw ConfigError(fmt::format(
+        "generate: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
+  const model::SamplerConfig sc = api::SamplerConfigFrom(o);
+  model::Sampler check(sc);  // validates the sampling options
+  return sc;
 }
 
 }  // namespace
@@ -112,24 +119,22 @@ std::string_view StopReasonName(StopReason r) {
 }
 
 GenerateReport Generate(const GenerateOptions& o) {
-  CheckOptions(o);
-  GenerateReport r;
-  if (o.n_predict < -1)
-    throw ConfigError(fmt::format(
-        "generate: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
-  const model::SamplerConfig sc = api::SamplerConfigFrom(o);
-  r.seed = sc.seed;
-  model::Sampler sampler(sc);  // validates the sampling options before anything is loaded
+  if (o.model_path.empty()) throw ConfigError("generate: option 'model' (-m) is required");
+  CheckRunOptions(o);  // a bad option fails before the model loads
+  const Model model(api::ModelOptionsFrom(o));
+  return Generate(model, o);
+}
 
-  ExecContext ctx(o.num_threads);  // declared before `loaded`: its allocator owns converted weights
-  api::LoadOptions lo;
-  lo.tokenizer_path = o.tokenizer_path;
-  lo.weights = api::ParseWeightDtype(o.weight_dtype);
-  lo.int8_activations = o.int8_activations;
-  lo.int8_classifier = o.int8_classifier;
-  lo.allow_nonfinite = o.allow_nonfinite;
-  const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
-  for (auto& w : api::Int8OptionWarnings(*loaded, lo)) r.warnings.push_back(std::move(w));
+GenerateReport Generate(const Model& model, const GenerateOptions& o) {
+  GenerateReport r;
+  const model::SamplerConfig sc = CheckRunOptions(o);
+  r.seed = sc.seed;
+  model::Sampler sampler(sc);
+
+  const api::LoadedModel* loaded = model.impl().loaded.get();
+  if (loaded->tokenizer == nullptr) throw ConfigError("generate: the model was loaded without its tokenizer");
+  ExecContext ctx(model.options().num_threads);  // the run's KV cache and scratch
+  r.warnings = model.warnings();
   const model::LlamaConfig& config = loaded->config;
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;
 
@@ -207,7 +212,7 @@ GenerateReport Generate(const GenerateOptions& o) {
   if (r.prompt_ms > 0) r.prompt_tokens_per_s = 1e3 * static_cast<double>(r.prompt_tokens) / r.prompt_ms;
   if (r.generation_ms > 0) r.generation_tokens_per_s = 1e3 * static_cast<double>(r.generated_tokens) / r.generation_ms;
   r.peak_rss_bytes = ReadRss().peak_bytes;
-  r.peak_alloc_bytes = ctx.allocator().peak_bytes();
+  r.peak_alloc_bytes = api::PeakAllocBytes(model, ctx);
   return r;
 }
 

@@ -308,13 +308,6 @@ ConstTensorView MatrixView(const SourceTensor& t, WeightDtype want, const std::s
 
 }  // namespace
 
-WeightDtype ParseWeightDtype(std::string_view name) {
-  if (name == "auto") return WeightDtype::kAuto;
-  if (name == "f32") return WeightDtype::kF32;
-  if (name == "bf16") return WeightDtype::kBf16;
-  throw ConfigError(fmt::format("option 'dtype': expected auto, f32 or bf16, got \"{}\"", name));
-}
-
 std::vector<std::string> LinearWeightNames(const model::LlamaConfig& c) {
   std::vector<std::string> names;
   model::ForEachRole(c, [&](const model::RoleAt& r) {

@@ -16,21 +16,15 @@
 #include "io/gguf.h"
 #include "model/llama_config.h"
 #include "model/llama_model.h"
+#include "nibble/model.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
 namespace nibble::api {
 
-// Storage of the weight matrices (embedding, projections, classifier) once loaded;
-// norms and biases are always f32. The matmul kernel is picked per matrix by its dtype.
-enum class WeightDtype {
-  kAuto,  // bf16-stored matrices stay bf16 (borrowed from the map); everything else f32
-  kF32,   // every matrix converted to f32 (the reference path)
-  kBf16,  // every matrix rounded to bf16 (RNE) at load: half the bytes per token
-};
-
-// "auto", "f32", "bf16" (the CLI's --dtype); ConfigError naming the value otherwise.
-WeightDtype ParseWeightDtype(std::string_view name);
+// The public load choices (include/nibble/model.h) under their api names.
+using nibble::ParseWeightDtype;
+using nibble::WeightDtype;
 
 struct LoadOptions {
   WeightDtype weights = WeightDtype::kAuto;

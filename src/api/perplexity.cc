@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "api/model_impl.h"
 #include "api/model_loader.h"
 #include "core/memory_probe.h"
 #include "io/kld_file.h"
@@ -111,33 +112,57 @@ KlDivergenceReport ToReport(const model::KldSummary& s, const io::KldHeader& h) 
   return k;
 }
 
+// The text, or the KL-divergence reference: read before the model loads, so a typo fails first.
+struct Inputs {
+  std::optional<io::KldFile> ref;
+  std::string text;
+};
+
+Inputs ReadInputs(const PerplexityOptions& o) {
+  Inputs in;
+  if (!o.kl_divergence.empty()) {
+    in.ref = io::KldFile::Open(o.kl_divergence);
+  } else {
+    in.text = io::ReadRegularFile(o.text_path, "text file (-f)", io::kMaxTextFileBytes);
+  }
+  return in;
+}
+
+PerplexityReport Run(const Model& model, const PerplexityOptions& o, Inputs inputs);
+
 }  // namespace
 
 PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   CheckOptions(o);
+  Inputs inputs = ReadInputs(o);
+  ModelOptions mo = api::ModelOptionsFrom(o);
+  mo.load_tokenizer = o.kl_divergence.empty();  // the reference file carries the token ids
+  const Model model(mo);
+  return Run(model, o, std::move(inputs));
+}
+
+PerplexityReport EvaluatePerplexity(const Model& model, const PerplexityOptions& options) {
+  PerplexityOptions o = options;  // the model's files, for the checks and the messages
+  o.model_path = model.options().model_path;
+  o.tokenizer_path = model.options().tokenizer_path;
+  CheckOptions(o);
+  Inputs inputs = ReadInputs(o);
+  return Run(model, o, std::move(inputs));
+}
+
+namespace {
+
+PerplexityReport Run(const Model& model, const PerplexityOptions& o, Inputs inputs) {
   const bool compare = !o.kl_divergence.empty();
   const bool write_base = !o.kl_divergence_base.empty();
-  // Inputs first: a typo fails before the model loads.
-  std::optional<io::KldFile> ref;
-  std::string text;
-  if (compare) {
-    ref = io::KldFile::Open(o.kl_divergence);
-  } else {
-    text = io::ReadRegularFile(o.text_path, "text file (-f)", io::kMaxTextFileBytes);
-  }
-
-  ExecContext ctx(o.num_threads);  // declared before `loaded`: its allocator owns converted weights
-  api::LoadOptions lo;
-  lo.tokenizer_path = o.tokenizer_path;
-  lo.weights = api::ParseWeightDtype(o.weight_dtype);
-  lo.load_tokenizer = !compare;  // the reference file carries the token ids
-  lo.int8_activations = o.int8_activations;
-  lo.int8_classifier = o.int8_classifier;
-  lo.allow_nonfinite = o.allow_nonfinite;
-  const std::unique_ptr<api::LoadedModel> loaded = api::LoadModel(o.model_path, lo, ctx);
-
+  std::optional<io::KldFile>& ref = inputs.ref;
+  const std::string& text = inputs.text;
+  const api::LoadedModel* loaded = model.impl().loaded.get();
+  if (!compare && loaded->tokenizer == nullptr)
+    throw ConfigError("perplexity: the model was loaded without its tokenizer (needed to tokenize the text)");
+  ExecContext ctx(model.options().num_threads);  // the run's scratch
   PerplexityReport r;
-  for (auto& w : api::Int8OptionWarnings(*loaded, lo)) r.warnings.push_back(std::move(w));
+  r.warnings = model.warnings();
   r.stride = o.stride;
   model::PerplexityOptions mo;
   mo.stride = o.stride;
@@ -226,8 +251,9 @@ PerplexityReport EvaluatePerplexity(const PerplexityOptions& o) {
   r.evaluated_tokens = EvaluatedTokens(r.text_tokens, mo.ctx, o.stride, r.windows);
   if (r.seconds > 0) r.tokens_per_s = static_cast<double>(r.evaluated_tokens) / r.seconds;
   r.peak_rss_bytes = ReadRss().peak_bytes;
-  r.peak_alloc_bytes = ctx.allocator().peak_bytes();
+  r.peak_alloc_bytes = api::PeakAllocBytes(model, ctx);
   return r;
 }
 
+}  // namespace
 }  // namespace nibble
