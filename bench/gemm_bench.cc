@@ -136,7 +136,7 @@ void GemmArgs(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
   for (int64_t impl : {kImplKernel, kImplOnednn})
     for (const auto& nk : shapes)
-      for (int64_t m : {1, 2, 4, 8, 16, 32, 64, 512}) b->Args({m, nk[0], nk[1], 2, impl});
+      for (int64_t m : {1, 2, 4, 8, 16, 32, 64, 256, 512}) b->Args({m, nk[0], nk[1], 2, impl});
 }
 
 BENCHMARK(BM_GemmF32)->Apply(GemmArgs)->Repetitions(3)->DisplayAggregatesOnly(true)->UseRealTime();
