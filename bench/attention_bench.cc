@@ -53,7 +53,7 @@ void BM_CausalAttentionBackward(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(1));
   const size_t qn = T * kHeads * kHeadDim, kn = T * kKvHeads * kHeadDim;
   std::vector<float> q(qn), k(kn), v(kn), out(qn), dout(qn), dq(qn), dk(kn), dv(kn);
-  std::vector<float> scratch(static_cast<size_t>(threads) * T + kernels::CausalAttentionBackwardScratch(T, 0, kHeadDim));
+  std::vector<float> scratch(static_cast<size_t>(threads) * T + kernels::CausalAttentionBackwardScratch(T, 0, kHeads, kKvHeads, kHeadDim));
   Lcg lcg;
   for (auto* a : {&q, &k, &v, &dout})
     for (float& x : *a) x = lcg.Next();

@@ -19,6 +19,8 @@ struct ConstTensorView {
 
   int64_t NumElems() const { return shape.NumElems(); }
   size_t NumBytes() const { return DTypeBytes(dtype, static_cast<uint64_t>(NumElems())); }
+  // The data as f32, for a view the caller knows is f32 (norms, biases, f32 matrices).
+  const float* f32() const { return static_cast<const float*>(data); }
   template <typename T>
   std::span<const T> As() const {
     return {static_cast<const T*>(data), NumBytes() / sizeof(T)};

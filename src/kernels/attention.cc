@@ -45,6 +45,16 @@ void CausalAttentionTarget(int num_threads, const float* q, const float* k, cons
   }
 }
 
+// x[0, n) *= scale.
+void ScaleRow(float* HWY_RESTRICT x, size_t n, float scale) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto vs = hn::Set(d, scale);
+  size_t s = 0;
+  for (; s + L <= n; s += L) hn::StoreU(hn::Mul(hn::LoadU(d, x + s), vs), d, x + s);
+  for (; s < n; ++s) x[s] *= scale;
+}
+
 // dS = P ⊙ (dP − D)·scale over the n visible positions of one row, 0 beyond (to P).
 void AttentionDsRow(const float* HWY_RESTRICT prob, float* HWY_RESTRICT dp, float D, float scale, size_t n,
                     size_t P) {
@@ -58,57 +68,68 @@ void AttentionDsRow(const float* HWY_RESTRICT prob, float* HWY_RESTRICT dp, floa
   for (; s < P; ++s) dp[s] = 0.0f;
 }
 
-// Per KV head j and each query head i of its group, as matrices (FlashAttention's
-// backward, unfused): the rows of P come from AttentionProbsRow, the forward's own code
-// (so the backward sees exactly the forward's probabilities); dP = dO·Vᵀ, dS = P ⊙ (dP −
-// D)·scale with D = do·o per row, dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO run as GEMMs
-// (kernels/gemm.h, threaded inside); the row steps are split over the threads.
+// Per KV head j, over the G = H/KV query heads of its group stacked as G·T rows (head-major),
+// as matrices (FlashAttention's backward, unfused): P recomputed as softmax(scale·Q·Kᵀ)
+// (the scores by GEMM, so they differ from the forward's row dot products by f32
+// rounding only); dP = dO·Vᵀ, dS = P ⊙ (dP − D)·scale with D = do·o per row, dQ = dS·K,
+// dK += dSᵀ·Q, dV += Pᵀ·dO run as four GEMMs per KV head (kernels/gemm.h, threaded
+// inside), each G times taller than per query head: fewer calls, larger tiles. The row
+// steps are split over the threads.
 void CausalAttentionBackwardTarget(int num_threads, const float* q, const float* k, const float* v, const float* out,
                                    const float* dout, float* dq, float* dk, float* dv, size_t T, size_t start_pos,
                                    size_t H, size_t KV, size_t Dh, float* scratch) {
-  const size_t group = H / KV, qs = H * Dh, kvs = KV * Dh;
-  const size_t P = start_pos + T;
+  const size_t G = H / KV, qs = H * Dh, kvs = KV * Dh;
+  const size_t P = start_pos + T, R = G * T;  // R stacked rows: (head g of the group, token t)
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
   float* Kj = scratch;          // [P, Dh] the head's keys, gathered
   float* Vj = Kj + P * Dh;      // [P, Dh]
   float* dKj = Vj + P * Dh;     // [P, Dh]
   float* dVj = dKj + P * Dh;    // [P, Dh]
-  float* Qi = dVj + P * Dh;     // [T, Dh]
-  float* dOi = Qi + T * Dh;     // [T, Dh]
-  float* dQi = dOi + T * Dh;    // [T, Dh]
-  float* prob = dQi + T * Dh;   // [T, P]
-  float* dp = prob + T * P;     // [T, P] dP, then dS
-  const bool parallel = num_threads > 1 && T * P * Dh >= kMinParallelMacs;
+  float* Qg = dVj + P * Dh;     // [R, Dh]
+  float* dOg = Qg + R * Dh;     // [R, Dh]
+  float* dQg = dOg + R * Dh;    // [R, Dh]
+  float* prob = dQg + R * Dh;   // [R, P]
+  float* dp = prob + R * P;     // [R, P] dP, then dS
+  const bool parallel = num_threads > 1 && R * P * Dh >= kMinParallelMacs;
+  const long rows = static_cast<long>(R);
   using kernels::Trans;
   for (size_t j = 0; j < KV; ++j) {
     for (size_t s = 0; s < P; ++s) {
       std::copy_n(k + s * kvs + j * Dh, Dh, Kj + s * Dh);
       std::copy_n(v + s * kvs + j * Dh, Dh, Vj + s * Dh);
     }
-    std::fill_n(dKj, 2 * P * Dh, 0.0f);
-    for (size_t i = j * group; i < (j + 1) * group; ++i) {
+    for (size_t g = 0; g < G; ++g) {
+      const size_t i = j * G + g;
       for (size_t t = 0; t < T; ++t) {
-        std::copy_n(q + t * qs + i * Dh, Dh, Qi + t * Dh);
-        std::copy_n(dout + t * qs + i * Dh, Dh, dOi + t * Dh);
+        std::copy_n(q + t * qs + i * Dh, Dh, Qg + (g * T + t) * Dh);
+        std::copy_n(dout + t * qs + i * Dh, Dh, dOg + (g * T + t) * Dh);
       }
+    }
+    // P = softmax(scale · Q·Kᵀ) over each row's visible positions: the scores as one GEMM
+    // over the whole [R, P] block (the masked entries are computed and then zeroed), the
+    // softmax row by row as the forward's SoftmaxRow.
+    Gemm(num_threads, Trans::kNo, Trans::kYes, Qg, Kj, prob, R, P, Dh);  // S = Q·Kᵀ
 #pragma omp parallel for num_threads(num_threads) schedule(static, 1) if (parallel)
-      for (long t = 0; t < static_cast<long>(T); ++t) {
-        const size_t n = start_pos + static_cast<size_t>(t) + 1;
-        float* row = prob + static_cast<size_t>(t) * P;
-        AttentionProbsRow(Qi + static_cast<size_t>(t) * Dh, Kj, n, Dh, Dh, scale, row);
-        std::fill(row + n, row + P, 0.0f);
-      }
-      Gemm(num_threads, Trans::kNo, Trans::kYes, dOi, Vj, dp, T, P, Dh);  // dP = dO·Vᵀ
+    for (long r = 0; r < rows; ++r) {
+      const size_t t = static_cast<size_t>(r) % T, n = start_pos + t + 1;
+      float* row = prob + static_cast<size_t>(r) * P;
+      ScaleRow(row, n, scale);
+      SoftmaxRow(row, n);
+      std::fill(row + n, row + P, 0.0f);
+    }
+    Gemm(num_threads, Trans::kNo, Trans::kYes, dOg, Vj, dp, R, P, Dh);  // dP = dO·Vᵀ
 #pragma omp parallel for num_threads(num_threads) schedule(static, 1) if (parallel)
-      for (long t = 0; t < static_cast<long>(T); ++t) {
-        const size_t tt = static_cast<size_t>(t);
-        const float D = DotDh(dOi + tt * Dh, out + tt * qs + i * Dh, Dh);
-        AttentionDsRow(prob + tt * P, dp + tt * P, D, scale, start_pos + tt + 1, P);
-      }
-      Gemm(num_threads, Trans::kNo, Trans::kNo, dp, Kj, dQi, T, Dh, P);           // dQ = dS·K
-      Gemm(num_threads, Trans::kYes, Trans::kNo, dp, Qi, dKj, P, Dh, T, true);    // dK += dSᵀ·Q
-      Gemm(num_threads, Trans::kYes, Trans::kNo, prob, dOi, dVj, P, Dh, T, true); // dV += Pᵀ·dO
-      for (size_t t = 0; t < T; ++t) std::copy_n(dQi + t * Dh, Dh, dq + t * qs + i * Dh);
+    for (long r = 0; r < rows; ++r) {
+      const size_t rr = static_cast<size_t>(r), t = rr % T, i = j * G + rr / T;
+      const float D = DotDh(dOg + rr * Dh, out + t * qs + i * Dh, Dh);
+      AttentionDsRow(prob + rr * P, dp + rr * P, D, scale, start_pos + t + 1, P);
+    }
+    Gemm(num_threads, Trans::kNo, Trans::kNo, dp, Kj, dQg, R, Dh, P);          // dQ = dS·K
+    Gemm(num_threads, Trans::kYes, Trans::kNo, dp, Qg, dKj, P, Dh, R);         // dK = dSᵀ·Q
+    Gemm(num_threads, Trans::kYes, Trans::kNo, prob, dOg, dVj, P, Dh, R);      // dV = Pᵀ·dO
+    for (size_t g = 0; g < G; ++g) {
+      const size_t i = j * G + g;
+      for (size_t t = 0; t < T; ++t) std::copy_n(dQg + (g * T + t) * Dh, Dh, dq + t * qs + i * Dh);
     }
     for (size_t s = 0; s < P; ++s)
       for (size_t x = 0; x < Dh; ++x) {
@@ -146,9 +167,9 @@ void ProbsRef(const float* qh, const float* k, size_t n, size_t kv_stride, size_
 HWY_EXPORT(CausalAttentionTarget);
 HWY_EXPORT(CausalAttentionBackwardTarget);
 
-size_t CausalAttentionBackwardScratch(size_t T, size_t start_pos, size_t Dh) noexcept {
-  const size_t P = start_pos + T;
-  return 4 * P * Dh + 3 * T * Dh + 2 * T * P;
+size_t CausalAttentionBackwardScratch(size_t T, size_t start_pos, size_t H, size_t KV, size_t Dh) noexcept {
+  const size_t P = start_pos + T, R = (H / KV) * T;
+  return 4 * P * Dh + 3 * R * Dh + 2 * R * P;
 }
 
 void CausalAttentionBackward(int num_threads, const float* q, const float* k, const float* v, const float* out,

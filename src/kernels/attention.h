@@ -25,16 +25,17 @@ void CausalAttentionRef(const float* q, const float* k, const float* v, float* o
 // (D = do·o replaces the softmax's saved statistics); dout: [T, H*Dh] upstream.
 // dq: [T, H*Dh] written; dk, dv: [P, KV*Dh] accumulated (+=), P = start_pos + T, so the
 // gradient of cached or prefix rows (positions < start_pos) is included.
-// scratch: CausalAttentionBackwardScratch(T, start_pos, Dh) f32. Head by head as GEMMs
-// (kernels/gemm.h: dP = dO·Vᵀ, dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO, threaded inside),
-// the probabilities recomputed row by row by the forward's own code (OpenMP over rows).
+// scratch: CausalAttentionBackwardScratch(T, start_pos, H, KV, Dh) f32. KV head by KV head,
+// its H/KV query heads stacked, as GEMMs (kernels/gemm.h: dP = dO·Vᵀ, dQ = dS·K,
+// dK += dSᵀ·Q, dV += Pᵀ·dO, threaded inside), the probabilities recomputed from S = Q·Kᵀ
+// by GEMM and the forward's softmax row code (OpenMP over rows).
 // noexcept, no checks; dq, dk, dv must not alias the inputs or each other.
 void CausalAttentionBackward(int num_threads, const float* q, const float* k, const float* v, const float* out,
                              const float* dout, float* dq, float* dk, float* dv, size_t T, size_t start_pos, size_t H,
                              size_t KV, size_t Dh, float* scratch) noexcept;
 
-// Floats of scratch CausalAttentionBackward needs: 4·P·Dh + 3·T·Dh + 2·T·P.
-size_t CausalAttentionBackwardScratch(size_t T, size_t start_pos, size_t Dh) noexcept;
+// Floats of scratch CausalAttentionBackward needs: 4·P·Dh + 3·R·Dh + 2·R·P, R = (H/KV)·T.
+size_t CausalAttentionBackwardScratch(size_t T, size_t start_pos, size_t H, size_t KV, size_t Dh) noexcept;
 
 // Scalar oracle: probabilities, D and the gradients in double (dk, dv accumulated).
 void CausalAttentionBackwardRef(const float* q, const float* k, const float* v, const float* dout, float* dq,

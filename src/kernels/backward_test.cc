@@ -369,7 +369,7 @@ TEST_P(BackwardTest, AttentionMatchesRef) {
                       scratch.data());
       std::vector<float> dq(q.size()), dk(k.size(), 0.25f), dv(v.size(), 0.25f);
       std::vector<float> rdq(q.size()), rdk(k.size(), 0.25f), rdv(v.size(), 0.25f);
-      std::vector<float> bscratch(CausalAttentionBackwardScratch(sh.T, sh.start_pos, sh.Dh), -1.0f);
+      std::vector<float> bscratch(CausalAttentionBackwardScratch(sh.T, sh.start_pos, sh.H, sh.KV, sh.Dh), -1.0f);
       CausalAttentionBackward(threads, q.data(), k.data(), v.data(), out.data(), dout.data(), dq.data(), dk.data(),
                               dv.data(), sh.T, sh.start_pos, sh.H, sh.KV, sh.Dh, bscratch.data());
       CausalAttentionBackwardRef(q.data(), k.data(), v.data(), dout.data(), rdq.data(), rdk.data(), rdv.data(), sh.T,

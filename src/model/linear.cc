@@ -17,7 +17,6 @@
 namespace nibble::model {
 namespace {
 
-const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
 
 // Rows of W widened to f32 per tile in the backward pass: 256 rows of K = 8192 are 8 MiB,
 // small against the activations, and a GEMM of M x K x 256 still runs near its peak.
@@ -42,7 +41,7 @@ void LinearForward(const LinearCall& call, const LinearWeight& w, const float* x
   } else if (w.dense.dtype == DType::kBF16) {
     kernels::MatMulBf16(call.threads, x, static_cast<const uint16_t*>(w.dense.data), y, M, N, K);
   } else {
-    kernels::MatMul(call.threads, x, F32(w.dense), y, M, N, K);
+    kernels::MatMul(call.threads, x, w.dense.f32(), y, M, N, K);
   }
   if (w.adapter != nullptr) w.adapter->Forward(call, x, y, M);
 }
@@ -68,7 +67,7 @@ void LinearBackward(const LinearCall& call, const LinearWeight& w, const float* 
   const size_t N = w.out_features(), K = w.in_features();
   if (dx != nullptr) {
     if (w.q == nullptr && w.dense.dtype == DType::kF32) {
-      kernels::Gemm(call.threads, Trans::kNo, Trans::kNo, dy, F32(w.dense), dx, M, K, N, accumulate_dx);
+      kernels::Gemm(call.threads, Trans::kNo, Trans::kNo, dy, w.dense.f32(), dx, M, K, N, accumulate_dx);
     } else {
       // dx += dy[:, n0:n1] · W[n0:n1, :] tile by tile, W widened to f32 one tile at a time.
       const size_t rows = std::min(N, kTileRows);

@@ -13,7 +13,6 @@
 namespace nibble::model {
 namespace {
 
-const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
 
 }  // namespace
 
@@ -104,7 +103,7 @@ void ForwardBatch(const LlamaModel& model, std::span<const int32_t> tokens, Batc
   RopeTables(model.inv_freq().data(), model.inv_freq().size(), 0, batch.T, acts.cos(), acts.sin());
   const LayerEnv env{&c, call, batch, acts.cos(), acts.sin(), acts.scores()};
   for (size_t l = 0; l < layers.size(); ++l) LayerForward(env, w.layers[l], layers[l]);
-  kernels::RmsNorm(acts.final_in(), F32(w.final_norm), acts.final_out(), N, D, c.rms_norm_eps);
+  kernels::RmsNorm(acts.final_in(), w.final_norm.f32(), acts.final_out(), N, D, c.rms_norm_eps);
   LinearForward(call, w.Classifier(c), acts.final_out(), acts.logits(), N);
 }
 
@@ -124,7 +123,7 @@ void BackwardBatch(const LlamaModel& model, const BatchActivations& acts, const 
   LinearBackward(call, w.Classifier(c), acts.final_out(), dlogits, da, false,
                  c.tie_word_embeddings ? g.embed : g.lm_head, N);
   std::fill_n(dg_unused, D, 0.0f);
-  kernels::RmsNormBackward(acts.final_in(), F32(w.final_norm), da, dh, g.final_norm ? g.final_norm : dg_unused, N, D,
+  kernels::RmsNormBackward(acts.final_in(), w.final_norm.f32(), da, dh, g.final_norm ? g.final_norm : dg_unused, N, D,
                            c.rms_norm_eps);
   const LayerEnv env{&c, call, batch, acts.cos(), acts.sin(), acts.scores()};
   const LayerGrads frozen;

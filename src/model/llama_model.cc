@@ -17,7 +17,6 @@
 namespace nibble::model {
 namespace {
 
-const float* F32(const ConstTensorView& t) { return static_cast<const float*>(t.data); }
 
 }  // namespace
 
@@ -98,7 +97,7 @@ void LlamaModel::Forward(ExecContext& ctx, KvCache& cache, std::span<const int32
   // Final norm and classifier, on the last row only unless every row's logits are asked.
   const size_t first = mode == LogitsMode::kAll ? 0 : T - 1;
   const size_t rows = T - first;
-  kernels::RmsNorm(h + first * D, F32(weights_.final_norm), a, rows, D, eps);
+  kernels::RmsNorm(h + first * D, weights_.final_norm.f32(), a, rows, D, eps);
   LinearForward(call, weights_.Classifier(c), a, logits.data(), rows);
 }
 
