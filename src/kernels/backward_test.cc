@@ -442,7 +442,9 @@ TEST(Gemm, EveryLayoutMatchesRef) {
   struct Shape {
     size_t M, N, K;
   };
-  for (const Shape sh : {Shape{1, 1, 1}, Shape{7, 5, 3}, Shape{16, 33, 64}, Shape{64, 48, 129}, Shape{3, 200, 17}}) {
+  // {9, 3, 5000}, {2, 300, 4800}: a reduction long enough for Gemm's transposed form.
+  for (const Shape sh : {Shape{1, 1, 1}, Shape{7, 5, 3}, Shape{16, 33, 64}, Shape{64, 48, 129}, Shape{3, 200, 17},
+                         Shape{9, 3, 5000}, Shape{2, 300, 4800}}) {
     const auto a = Normal(sh.M * sh.K, 41), b = Normal(sh.K * sh.N, 42), c0 = Normal(sh.M * sh.N, 43);
     for (Trans ta : {Trans::kNo, Trans::kYes})
       for (Trans tb : {Trans::kNo, Trans::kYes})

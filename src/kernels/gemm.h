@@ -2,7 +2,8 @@
 // operand): C = op(A)·op(B) (+ C). The Linear backward runs as two of them:
 //   dX [M, K] = dY [M, N] · W [N, K]                 Gemm(kNo, kNo, dY, W, dX, M, K, N)
 //   dW [N, K] += dYᵀ [N, M] · X [M, K]               Gemm(kYes, kNo, dY, X, dW, N, K, M, acc)
-// oneDNN runs it where it is enabled (kernels/gemm_onednn.h); otherwise (NIBBLE_DISABLE_ONEDNN,
+// oneDNN runs it where it is enabled (kernels/gemm_onednn.h), as its transpose Cᵀ = op(B)ᵀ·op(A)ᵀ
+// when K ≥ 4096 and K ≥ 16·N (faster for the classifier's dX); otherwise (NIBBLE_DISABLE_ONEDNN,
 // the scalar cap, or a oneDNN failure) portable loops compute the same sums.
 #pragma once
 
