@@ -52,15 +52,7 @@ double EvalLoss(const model::LlamaModel& m, const tokenizer::Tokenizer& tok) {
   std::vector<int32_t> tokens(8 * 64), targets(8 * 64);
   for (size_t w = 0; w < 8; ++w) data.Fill(w, tokens.data() + w * 64, targets.data() + w * 64);
   ExecContext ctx(2);
-  train::TrainConfig c;
-  c.method = train::Method::kLora;
-  c.seq_len = 64;
-  c.batch_size = 8;
-  c.max_steps = 1;
-  c.lora.target_modules = {"q_proj"};
-  c.lora.init = peft::LoraInit::kKaiming;  // B = 0: the adapter adds nothing
-  train::Trainer probe(m, c, ctx);
-  return probe.Evaluate(tokens, targets);
+  return train::EvaluateLoss(m, tokens, targets, 8, 64, ctx);
 }
 
 std::vector<double> Losses(const std::string& dir) {

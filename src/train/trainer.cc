@@ -171,6 +171,25 @@ double Trainer::Evaluate(std::span<const int32_t> tokens, std::span<const int32_
   return n > 0 ? sum / static_cast<double>(n) : 0.0;
 }
 
+double EvaluateLoss(const model::LlamaModel& model, std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                    size_t batch, size_t seq_len, ExecContext& ctx) {
+  const size_t per = batch * seq_len;
+  if (per == 0 || tokens.size() < per) return 0.0;
+  const model::LlamaConfig& c = model.config();
+  model::BatchActivations acts(ctx.allocator(), ctx.allocator(), c, model::Batch{batch, seq_len, 0}, ctx.num_threads());
+  const model::LinearCall call{ctx.num_threads(), &ctx.allocator(), false, 0, model.quant_policy()};
+  double sum = 0;
+  size_t n = 0;
+  for (size_t k = 0; k + per <= tokens.size() && k + per <= targets.size(); k += per) {
+    model::ForwardBatch(model, tokens.subspan(k, per), acts, call);
+    size_t counted = 0;
+    sum += kernels::CrossEntropy(ctx.num_threads(), acts.logits(), targets.data() + k, nullptr, per,
+                                 static_cast<size_t>(c.vocab_size), kIgnoreIndex, 1.0f, &counted);
+    n += counted;
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
 TrainMemory Trainer::memory() const {
   TrainMemory m;
   m.weights = weights_alloc_.peak_bytes();

@@ -62,6 +62,14 @@ struct StepResult {
   size_t tokens = 0;       // tokens that counted in the loss
 };
 
+// The mean cross-entropy (targets equal to kIgnoreIndex left out) of `model` as it stands,
+// with whatever adapters its weights carry and no dropout, over consecutive batches of
+// batch × seq_len tokens (a trailing partial batch is left out; 0 when nothing counts).
+// No parameter, gradient or optimizer buffers: activations and logits for one batch from
+// ctx.allocator().
+double EvaluateLoss(const model::LlamaModel& model, std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                    size_t batch, size_t seq_len, ExecContext& ctx);
+
 class Trainer {
  public:
   // `base` supplies the config and the frozen weights (borrowed; it must outlive the

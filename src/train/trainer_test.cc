@@ -5,11 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <set>
 
+#include "model/kv_cache.h"
 #include "model/tiny_llama_testing.h"
 #include "nibble/error.h"
 
@@ -144,6 +146,44 @@ TEST(Trainer, NonFiniteLossStopsBeforeTheUpdateNamingTheStep) {
   }
   EXPECT_EQ(t.step(), 1);
   EXPECT_EQ(std::memcmp(before.data(), t.params(), before.size() * sizeof(float)), 0);
+}
+
+// EvaluateLoss against the inference forward (LlamaModel::Forward, every position's logits)
+// and the cross-entropy summed in double: 3 windows of 8, some targets ignored. Tolerance
+// 1e-5 relative: both sides run the same f32 kernels; only the loss sums differ (f32 per
+// row in the kernel, double here).
+TEST(EvaluateLoss, EqualsTheInferenceForwardsMeanNll) {
+  Tiny t;
+  ExecContext ctx(2);
+  const size_t T = 8, W = 3;
+  std::mt19937 rng(5);
+  std::vector<int32_t> tokens(W * T), targets(W * T);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    tokens[i] = static_cast<int32_t>(rng() % static_cast<uint32_t>(t.c.vocab_size));
+    targets[i] = i % 5 == 3 ? kIgnoreIndex : static_cast<int32_t>(rng() % static_cast<uint32_t>(t.c.vocab_size));
+  }
+  const auto V = static_cast<size_t>(t.c.vocab_size);
+  double sum = 0;
+  size_t n = 0;
+  for (size_t w = 0; w < W; ++w) {
+    model::KvCache cache(ctx.allocator(), t.c, static_cast<int64_t>(T));
+    std::vector<float> logits(T * V);
+    t.m->Forward(ctx, cache, std::span(tokens).subspan(w * T, T), 0, logits, model::LogitsMode::kAll);
+    for (size_t r = 0; r < T; ++r) {
+      const int32_t y = targets[w * T + r];
+      if (y == kIgnoreIndex) continue;
+      double mx = -INFINITY, z = 0;
+      for (size_t v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(logits[r * V + v]));
+      for (size_t v = 0; v < V; ++v) z += std::exp(logits[r * V + v] - mx);
+      sum += mx + std::log(z) - logits[r * V + static_cast<size_t>(y)];
+      ++n;
+    }
+  }
+  const double want = sum / static_cast<double>(n);
+  EXPECT_NEAR(EvaluateLoss(*t.m, tokens, targets, 1, T, ctx), want, 1e-5 * want);
+  EXPECT_NEAR(EvaluateLoss(*t.m, tokens, targets, 3, T, ctx), want, 1e-5 * want);
+  // A partial batch is left out: one window does not fill a batch of two.
+  EXPECT_EQ(EvaluateLoss(*t.m, std::span(tokens).first(T), std::span(targets).first(T), 2, T, ctx), 0.0);
 }
 
 TEST(PackedText, WindowsAsRunClmGroupTexts) {
