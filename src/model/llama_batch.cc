@@ -17,19 +17,8 @@ namespace {
 }  // namespace
 
 float*& ModelGrads::Slot(const RoleAt& r) {
-  const std::string_view n = r.role->name;
-  if (!r.role->per_layer) return n == "embed" ? embed : n == "final_norm" ? final_norm : lm_head;
-  LayerGrads& g = layers[static_cast<size_t>(r.layer)];
-  float* LayerGrads::*const fields[] = {&LayerGrads::attn_norm, &LayerGrads::wq,  &LayerGrads::wk,
-                                        &LayerGrads::wv,        &LayerGrads::wo,  &LayerGrads::bq,
-                                        &LayerGrads::bk,        &LayerGrads::bv,  &LayerGrads::ffn_norm,
-                                        &LayerGrads::w_gate,    &LayerGrads::w_up, &LayerGrads::w_down};
-  const std::string_view names[] = {"attn_norm", "wq", "wk", "wv", "wo", "bq", "bk", "bv", "ffn_norm",
-                                    "w_gate", "w_up", "w_down"};
-  for (size_t i = 0; i < std::size(names); ++i)
-    if (n == names[i]) return g.*fields[i];
-  NB_CHECK(false, "role '{}' has no gradient slot", n);
-  return embed;
+  if (r.role->per_layer) return layers[static_cast<size_t>(r.layer)].*(r.role->layer_grad);
+  return this->*(r.role->top_grad);
 }
 
 BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch,

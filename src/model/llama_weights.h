@@ -74,6 +74,9 @@ enum class RoleKind : uint8_t {
 // An extent of the config, for a role's shape.
 enum class RoleDim : uint8_t { kNone, kD, kF, kV, kQD, kKVD };
 
+struct LayerGrads;
+struct ModelGrads;
+
 struct WeightRole {
   std::string_view name;  // "wq", "attn_norm", "embed", ...: messages say "layer 3 wq"
   std::string_view hf;    // HF name; per-layer roles: the part after "model.layers.N."
@@ -86,6 +89,10 @@ struct WeightRole {
   LinearWeight LlamaLayerWeights::*layer_linear = nullptr;
   ConstTensorView LlamaWeights::*top_view = nullptr;
   LinearWeight LlamaWeights::*top_linear = nullptr;
+  // Its gradient slot when it trains (model/llama_layer.h, model/llama_batch.h): in
+  // LayerGrads for the per-layer roles, in ModelGrads for the others.
+  float* LayerGrads::*layer_grad = nullptr;
+  float* ModelGrads::*top_grad = nullptr;
 
   bool is_matrix() const { return kind == RoleKind::kEmbedding || kind == RoleKind::kLinear; }
   // Biases only with attention_bias, lm_head only when untied.

@@ -3,6 +3,8 @@
 
 #include <charconv>
 
+#include "model/llama_batch.h"
+#include "model/llama_layer.h"
 #include "model/llama_weights.h"
 
 namespace nibble::model {
@@ -10,28 +12,45 @@ namespace {
 
 using L = LlamaLayerWeights;
 using W = LlamaWeights;
+using LG = LayerGrads;
+using MG = ModelGrads;
 constexpr RoleKind kEmb = RoleKind::kEmbedding, kLin = RoleKind::kLinear, kNorm = RoleKind::kNorm,
                    kBias = RoleKind::kBias;
 constexpr RoleDim kNone = RoleDim::kNone, kD = RoleDim::kD, kF = RoleDim::kF, kV = RoleDim::kV, kQD = RoleDim::kQD,
                   kKVD = RoleDim::kKVD;
 
+// Designated initializers: each role names where its weight and its gradient live.
 const WeightRole kRoles[] = {
-    {"embed", "model.embed_tokens.weight", "token_embd.weight", kEmb, kV, kD, false, nullptr, nullptr, &W::embed},
-    {"attn_norm", "input_layernorm.weight", "attn_norm.weight", kNorm, kD, kNone, true, &L::attn_norm},
-    {"wq", "self_attn.q_proj.weight", "attn_q.weight", kLin, kQD, kD, true, nullptr, &L::wq},
-    {"wk", "self_attn.k_proj.weight", "attn_k.weight", kLin, kKVD, kD, true, nullptr, &L::wk},
-    {"wv", "self_attn.v_proj.weight", "attn_v.weight", kLin, kKVD, kD, true, nullptr, &L::wv},
-    {"wo", "self_attn.o_proj.weight", "attn_output.weight", kLin, kD, kQD, true, nullptr, &L::wo},
-    {"bq", "self_attn.q_proj.bias", "attn_q.bias", kBias, kQD, kNone, true, &L::bq},
-    {"bk", "self_attn.k_proj.bias", "attn_k.bias", kBias, kKVD, kNone, true, &L::bk},
-    {"bv", "self_attn.v_proj.bias", "attn_v.bias", kBias, kKVD, kNone, true, &L::bv},
-    {"ffn_norm", "post_attention_layernorm.weight", "ffn_norm.weight", kNorm, kD, kNone, true, &L::ffn_norm},
-    {"w_gate", "mlp.gate_proj.weight", "ffn_gate.weight", kLin, kF, kD, true, nullptr, &L::w_gate},
-    {"w_up", "mlp.up_proj.weight", "ffn_up.weight", kLin, kF, kD, true, nullptr, &L::w_up},
-    {"w_down", "mlp.down_proj.weight", "ffn_down.weight", kLin, kD, kF, true, nullptr, &L::w_down},
-    {"final_norm", "model.norm.weight", "output_norm.weight", kNorm, kD, kNone, false, nullptr, nullptr,
-     &W::final_norm},
-    {"lm_head", "lm_head.weight", "output.weight", kLin, kV, kD, false, nullptr, nullptr, nullptr, &W::lm_head},
+    {.name = "embed", .hf = "model.embed_tokens.weight", .gguf = "token_embd.weight",
+     .kind = kEmb, .rows = kV, .cols = kD, .per_layer = false, .top_view = &W::embed, .top_grad = &MG::embed},
+    {.name = "attn_norm", .hf = "input_layernorm.weight", .gguf = "attn_norm.weight",
+     .kind = kNorm, .rows = kD, .cols = kNone, .per_layer = true, .layer_view = &L::attn_norm, .layer_grad = &LG::attn_norm},
+    {.name = "wq", .hf = "self_attn.q_proj.weight", .gguf = "attn_q.weight",
+     .kind = kLin, .rows = kQD, .cols = kD, .per_layer = true, .layer_linear = &L::wq, .layer_grad = &LG::wq},
+    {.name = "wk", .hf = "self_attn.k_proj.weight", .gguf = "attn_k.weight",
+     .kind = kLin, .rows = kKVD, .cols = kD, .per_layer = true, .layer_linear = &L::wk, .layer_grad = &LG::wk},
+    {.name = "wv", .hf = "self_attn.v_proj.weight", .gguf = "attn_v.weight",
+     .kind = kLin, .rows = kKVD, .cols = kD, .per_layer = true, .layer_linear = &L::wv, .layer_grad = &LG::wv},
+    {.name = "wo", .hf = "self_attn.o_proj.weight", .gguf = "attn_output.weight",
+     .kind = kLin, .rows = kD, .cols = kQD, .per_layer = true, .layer_linear = &L::wo, .layer_grad = &LG::wo},
+    {.name = "bq", .hf = "self_attn.q_proj.bias", .gguf = "attn_q.bias",
+     .kind = kBias, .rows = kQD, .cols = kNone, .per_layer = true, .layer_view = &L::bq, .layer_grad = &LG::bq},
+    {.name = "bk", .hf = "self_attn.k_proj.bias", .gguf = "attn_k.bias",
+     .kind = kBias, .rows = kKVD, .cols = kNone, .per_layer = true, .layer_view = &L::bk, .layer_grad = &LG::bk},
+    {.name = "bv", .hf = "self_attn.v_proj.bias", .gguf = "attn_v.bias",
+     .kind = kBias, .rows = kKVD, .cols = kNone, .per_layer = true, .layer_view = &L::bv, .layer_grad = &LG::bv},
+    {.name = "ffn_norm", .hf = "post_attention_layernorm.weight", .gguf = "ffn_norm.weight",
+     .kind = kNorm, .rows = kD, .cols = kNone, .per_layer = true, .layer_view = &L::ffn_norm, .layer_grad = &LG::ffn_norm},
+    {.name = "w_gate", .hf = "mlp.gate_proj.weight", .gguf = "ffn_gate.weight",
+     .kind = kLin, .rows = kF, .cols = kD, .per_layer = true, .layer_linear = &L::w_gate, .layer_grad = &LG::w_gate},
+    {.name = "w_up", .hf = "mlp.up_proj.weight", .gguf = "ffn_up.weight",
+     .kind = kLin, .rows = kF, .cols = kD, .per_layer = true, .layer_linear = &L::w_up, .layer_grad = &LG::w_up},
+    {.name = "w_down", .hf = "mlp.down_proj.weight", .gguf = "ffn_down.weight",
+     .kind = kLin, .rows = kD, .cols = kF, .per_layer = true, .layer_linear = &L::w_down, .layer_grad = &LG::w_down},
+    {.name = "final_norm", .hf = "model.norm.weight", .gguf = "output_norm.weight",
+     .kind = kNorm, .rows = kD, .cols = kNone, .per_layer = false, .top_view = &W::final_norm, .top_grad = &MG::final_norm},
+    {.name = "lm_head", .hf = "lm_head.weight", .gguf = "output.weight",
+     .kind = kLin, .rows = kV, .cols = kD, .per_layer = false, .top_linear = &W::lm_head, .top_grad = &MG::lm_head},
 };
 
 int64_t Extent(const LlamaConfig& c, RoleDim d) {
