@@ -119,20 +119,9 @@ struct ChatSession::Impl {
 
 namespace {
 
-// Chat's own options, checked before any model is loaded.
-model::SamplerConfig CheckChatOptions(const ChatOptions& o) {
-  if (o.ctx_size < 0) throw ConfigError(fmt::format("chat: option 'ctx' (-c) must be >= 0, got {}", o.ctx_size));
-  if (o.n_predict < -1)
-    throw ConfigError(fmt::format(
-        "chat: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
-  const model::SamplerConfig sc = api::SamplerConfigFrom(o);
-  model::Sampler check(sc);  // validates the sampling options
-  return sc;
-}
-
 const Model* CheckedForChat(const ChatOptions& o) {
   if (o.model_path.empty()) throw ConfigError("chat: option 'model' (-m) is required");
-  CheckChatOptions(o);
+  api::CheckRunOptions(o, "chat");
   return nullptr;  // the session loads its own
 }
 
@@ -145,7 +134,7 @@ ChatSession::ChatSession(const Model* model, const ChatOptions& options)
     : impl_(std::make_unique<Impl>(options, model)) {
   Impl& s = *impl_;
   const ChatOptions& o = s.o;
-  const model::SamplerConfig sc = CheckChatOptions(o);
+  const model::SamplerConfig sc = api::CheckRunOptions(o, "chat");
   s.summary.seed = sc.seed;
   s.sampler = std::make_unique<model::Sampler>(sc);
   if (s.loaded->tokenizer == nullptr) throw ConfigError("chat: the model was loaded without its tokenizer");

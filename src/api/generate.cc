@@ -67,17 +67,6 @@ class StopScanner {
   size_t emitted_ = 0;
 };
 
-// The run's own options (everything but loading), checked before any model is loaded.
-model::SamplerConfig CheckRunOptions(const GenerateOptions& o) {
-  if (o.ctx_size < 0) throw ConfigError(fmt::format("generate: option 'ctx' (-c) must be >= 0, got {}", o.ctx_size));
-  if (o.n_predict < -1)
-    throw ConfigError(fmt::format(
-        "generate: option 'n-predict' (-n) must be -1 (until EOS or the context is full) or >= 0, got {}", o.n_predict));
-  const model::SamplerConfig sc = api::SamplerConfigFrom(o);
-  model::Sampler check(sc);  // validates the sampling options
-  return sc;
-}
-
 }  // namespace
 
 std::string GenerateReportJson(const GenerateReport& r) {
@@ -120,14 +109,14 @@ std::string_view StopReasonName(StopReason r) {
 
 GenerateReport Generate(const GenerateOptions& o) {
   if (o.model_path.empty()) throw ConfigError("generate: option 'model' (-m) is required");
-  CheckRunOptions(o);  // a bad option fails before the model loads
+  api::CheckRunOptions(o, "generate");  // a bad option fails before the model loads
   const Model model(api::ModelOptionsFrom(o));
   return Generate(model, o);
 }
 
 GenerateReport Generate(const Model& model, const GenerateOptions& o) {
   GenerateReport r;
-  const model::SamplerConfig sc = CheckRunOptions(o);
+  const model::SamplerConfig sc = api::CheckRunOptions(o, "generate");
   r.seed = sc.seed;
   model::Sampler sampler(sc);
 
