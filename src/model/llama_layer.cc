@@ -1,13 +1,12 @@
 // LayerForward / LayerBackward: the decoder layer's ops in order, each a kernel call.
 #include "model/llama_layer.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "kernels/attention.h"
 #include "kernels/convert.h"
+#include "kernels/parallel.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -54,22 +53,15 @@ void Add(const float* a, const float* b, float* out, size_t n) {
 constexpr size_t kMinParallelElems = size_t{1} << 15;
 
 // Rows [0, n) of `row_elems` elements each, split into contiguous chunks over one parallel
-// region: fn(r0, r1, thread, threads). Every row op below computes a row the same way
-// whatever the split (the kernels' tails use the vector math on padded lanes), so the
+// region (kernels::ParallelChunks), or run on the calling thread when the op is too small
+// to wake the team: fn(r0, r1, thread, threads). Every row op below computes a row the same
+// way whatever the split (the kernels' tails use the vector math on padded lanes), so the
 // results do not depend on the thread count, except a trainable norm's weight gradient,
 // summed per thread and then across threads in thread order.
 template <class Fn>
 void ForRowChunks(int threads, size_t n, size_t row_elems, const Fn& fn) {
-  if (threads <= 1 || n < 2 || n * row_elems < kMinParallelElems) {
-    fn(size_t{0}, n, 0, 1);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    fn(n * static_cast<size_t>(t) / static_cast<size_t>(nt), n * static_cast<size_t>(t + 1) / static_cast<size_t>(nt),
-       t, nt);
-  }
+  const bool small = n < 2 || n * row_elems < kMinParallelElems;
+  kernels::ParallelChunks(small ? 1 : threads, n, fn);
 }
 
 // out = a + b, then y = RmsNorm(out) · g, over rows [r0, r1) of width D (the residual add

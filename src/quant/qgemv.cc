@@ -111,13 +111,13 @@ void Gemv8RowsImpl(const QTensor* w, const float* x, const float* xsum, float* y
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <omp.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "core/float_convert.h"
 #include "kernels/matmul_bf16.h"
+#include "kernels/parallel.h"
 #include "quant/qgemv.h"
 #include "quant/qgemv4_i8.h"
 #include "quant/llm_int8/llm_int8.h"
@@ -139,17 +139,6 @@ float RoundTo(ComputeDtype c, float v) {
       break;
   }
   return v;
-}
-
-// Output rows [0, N) split evenly over one parallel region: fn(n0, n1) runs once per
-// thread on its own contiguous range (and allocates its own scratch).
-template <class Fn>
-void ParallelRows(int threads, int64_t N, const Fn& fn) {
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    fn(N * t / nt, N * (t + 1) / nt);
-  }
 }
 
 // x: [M, K] rounded to the compute dtype c.
@@ -214,7 +203,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
     std::vector<uint16_t> xe(half), xo(half);
     for (int64_t m = 0; m < M; ++m) {
       SplitEvenOdd(x + m * K, K, xe.data(), xo.data());
-      ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
+      kernels::ParallelChunks(threads, N, [&](int64_t n0, int64_t n1, int, int) {
         std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
         detail::Gemv4RowsBf16Avx512(&w, xe.data(), xo.data(), y + m * N, n0, n1, scale_buf.data());
       });
@@ -226,7 +215,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
     std::vector<float> xe(half), xo(half);
     for (int64_t m = 0; m < M; ++m) {
       SplitEvenOdd(x + m * K, K, bf16, xe.data(), xo.data());
-      ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
+      kernels::ParallelChunks(threads, N, [&](int64_t n0, int64_t n1, int, int) {
         std::vector<float> scale_buf(static_cast<size_t>(4 * K / B));
         NB_DYNAMIC_DISPATCH(Gemv4RowsImpl)(&w, xe.data(), xo.data(), y + m * N, n0, n1, bf16, scale_buf.data());
       });
@@ -242,7 +231,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
         for (int64_t k = b * B; k < (b + 1) * B; ++k) s += xm[k];
         xsum[b] = s;
       }
-      ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
+      kernels::ParallelChunks(threads, N, [&](int64_t n0, int64_t n1, int, int) {
         NB_DYNAMIC_DISPATCH(Gemv8RowsImpl)(&w, xm, xsum.data(), y + m * N, n0, n1);
       });
     }
@@ -250,7 +239,7 @@ void QGemv(int num_threads, const float* x, const QTensor& w, float* y, int64_t 
   }
   // Any other layout, or f16 compute: the oracle's loop per thread.
   const std::vector<float> xr = RoundedInput(x, w, M, compute);
-  ParallelRows(threads, N, [&](int64_t n0, int64_t n1) {
+  kernels::ParallelChunks(threads, N, [&](int64_t n0, int64_t n1, int, int) {
     std::vector<float> row(static_cast<size_t>(K));
     RowsRef(xr.data(), w, compute, y, M, n0, n1, row.data());
   });
