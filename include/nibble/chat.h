@@ -26,6 +26,7 @@ struct ChatOptions {
   std::string tokenizer_path;  // empty: the model's own (as GenerateOptions)
   // A file holding a Jinja2 chat template. Empty: the model's (GGUF tokenizer.chat_template,
   // or chat_template.jinja / tokenizer_config.json "chat_template" beside HF weights).
+  std::string adapter_path;    // a PEFT LoRA adapter directory, applied unmerged (-a)
   std::string template_path;
   std::string system_prompt;  // empty: no system message (the template's default applies)
   int32_t n_predict = -1;     // tokens per reply at most (< 0: until end of turn or a full context)
@@ -89,7 +90,7 @@ class NIBBLE_API ChatSession {
   // subset, plus everything Generate throws for bad files and options.
   explicit ChatSession(const ChatOptions& options);
   // A session on a model loaded once, which must outlive it. The options' load fields
-  // (model_path, tokenizer_path, weight_dtype, int8_*, allow_nonfinite, num_threads)
+  // (model_path, tokenizer_path, adapter_path, weight_dtype, int8_*, allow_nonfinite, num_threads)
   // are not read: the Model's own apply.
   ChatSession(const Model& model, const ChatOptions& options);
   ~ChatSession();

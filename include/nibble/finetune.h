@@ -1,7 +1,8 @@
 // Fine-tuning (`nibble finetune`): full fine-tuning or LoRA of a Llama on plain text packed
-// into windows, AdamW with transformers' schedules, the HF Trainer's flag names and
-// defaults, metrics in the HF Trainer's log_history names, and the result saved as a PEFT
-// adapter (LoRA) or a Hugging Face model directory (full).
+// into windows or on instruction JSONL (prompt masked, padded batches), AdamW with
+// transformers' schedules, the HF Trainer's flag names and defaults, validation,
+// checkpoints that resume bit for bit, metrics in the HF Trainer's log_history names, and
+// the result saved as a PEFT adapter (LoRA) or a Hugging Face model directory (full).
 #pragma once
 
 #include <cstdint>
@@ -18,13 +19,19 @@ struct FinetuneOptions {
   std::string model_path;      // GGUF, llama2.c .bin, or HF safetensors file/directory
   std::string tokenizer_path;  // empty: the model's own
   std::string text_path;       // plain UTF-8 text, tokenized once, packed into seq_len windows
-  std::string out_dir;         // the adapter or model directory (with metrics.jsonl)
-  bool overwrite = false;      // replace an existing OUT that holds only nibble's files
+  std::string data_path;       // or instruction JSONL (prompt/response, question/answer, Alpaca, Self-Instruct)
+  std::string template_name = "auto";  // auto | model | alpaca | chatml | none (instruction data)
+  bool train_on_prompt = false;        // count the loss on prompt tokens too
+  double val_split = 0;                // a seeded fraction of the examples held out for validation
+  std::string val_file;                // or a validation file of the same kind as the training data
+  std::string out_dir;         // the run directory: checkpoint-N/, then the adapter or model, metrics.jsonl, loss.svg
+  bool overwrite = false;      // reuse an OUT that holds only nibble's files (its old checkpoints are removed)
   std::string method = "lora";  // full | lora
   int64_t seq_len = 256;
   int64_t batch_size = 1;       // TrainingArguments.per_device_train_batch_size default 8; see docs/FINETUNING.md
   int64_t grad_accum = 1;       // gradient_accumulation_steps
-  int64_t max_steps = 100;
+  int64_t max_steps = -1;       // > 0: the number of optimizer steps; otherwise from num_train_epochs
+  double epochs = 3;            // num_train_epochs (TrainingArguments default)
   double lr = 5e-5;             // learning_rate (TrainingArguments default)
   std::string lr_scheduler = "linear";  // lr_scheduler_type: constant | constant_with_warmup | linear | cosine
   int64_t warmup_steps = 0;
@@ -32,6 +39,10 @@ struct FinetuneOptions {
   double max_grad_norm = 1.0;
   uint64_t seed = 42;
   int64_t logging_steps = 1;    // one metrics.jsonl row per this many steps
+  int64_t eval_every = 0;       // eval_steps; 0: evaluate before and after training only (given a validation set)
+  int64_t save_every = 0;       // save_steps: OUT/checkpoint-N every N steps; 0: none
+  int64_t save_total_limit = 0; // keep the newest N checkpoints; 0: all
+  std::string resume_from;      // a checkpoint directory, or "latest" (the newest in out_dir)
   // LoRA (PEFT's LoraConfig names and defaults; target_modules defaults to PEFT's choice
   // for Llama: q_proj and v_proj).
   int64_t r = 8;
@@ -50,6 +61,8 @@ struct FinetuneOptions {
     double elapsed_s = 0;
   };
   std::function<void(const Step&)> on_step;  // after every optimizer step
+  std::function<void(int64_t step, double eval_loss)> on_eval;  // after every evaluation
+  std::function<void(const std::string&)> on_message;          // data, template, checkpoint and resume notes
 };
 
 struct FinetuneReport {
@@ -58,7 +71,10 @@ struct FinetuneReport {
   double first_loss = 0, last_loss = 0;  // of the first and the last step
   uint64_t trainable_params = 0, total_params = 0;
   uint64_t tokens = 0;             // tokens through the model (every window position)
-  uint64_t text_tokens = 0, windows = 0;
+  uint64_t text_tokens = 0, windows = 0;  // training examples and their tokens (windows: packed text)
+  uint64_t val_examples = 0;
+  double first_eval_loss = 0, last_eval_loss = 0;  // before the first step and after the last (0: no validation)
+  int64_t resumed_from_step = 0;
   double seconds = 0, tokens_per_s = 0;
   // Memory by component (counting allocators; the base weights are mapped, not counted).
   uint64_t weight_bytes = 0, gradient_bytes = 0, optimizer_bytes = 0, activation_bytes = 0, logits_bytes = 0,
@@ -70,12 +86,37 @@ struct FinetuneReport {
 
 // Throws ConfigError (a bad option, naming its field; target modules that match nothing,
 // listing the model's modules; a sequence longer than the model's context; a NaN or
-// infinite loss, naming the step), IoError / FormatError for unreadable inputs. Nothing
-// is left in out_dir unless the run completes.
+// infinite loss, naming the step; a JSONL line missing a field, naming the file and line;
+// a checkpoint of another run, naming the field that differs), IoError / FormatError for
+// unreadable inputs. Every file and checkpoint in out_dir appears complete or not at all;
+// a run that fails before its first checkpoint removes the out_dir it created.
 NIBBLE_API FinetuneReport Finetune(const FinetuneOptions& options);
 // The same on a model loaded once (its weights are not changed: LoRA trains adapters
 // beside them, full fine-tuning trains an f32 copy). The options' load fields
 // (model_path, tokenizer_path, allow_nonfinite, num_threads) are not read: the Model's own apply.
 NIBBLE_API FinetuneReport Finetune(const Model& model, const FinetuneOptions& options);
+
+// `nibble merge`: a PEFT LoRA adapter folded into its base, W' = W + s·B·A computed in f32
+// (the product summed in double, as PEFT's CPU merge), then cast to `dtype`, written as
+// a Hugging Face directory. A quantized base (bitsandbytes 4/8-bit) is dequantized first
+// (a warning states the rounding that stays in W).
+struct MergeOptions {
+  std::string model_path;      // the base: GGUF, llama2.c .bin, or HF safetensors (quantized included)
+  std::string tokenizer_path;  // empty: the model's own
+  std::string adapter_path;    // adapter_config.json + adapter_model.safetensors
+  std::string out_dir;
+  std::string format = "hf";   // hf (GGUF output comes with the GGUF export)
+  std::string dtype = "f32";   // f32 | bf16 | f16: the final cast of every weight
+  bool overwrite = false;
+  int num_threads = 0;
+};
+
+struct MergeReport {
+  uint64_t merged_modules = 0, params = 0, out_bytes = 0;
+  double seconds = 0;
+  std::vector<std::string> files, warnings;
+};
+
+NIBBLE_API MergeReport Merge(const MergeOptions& options);
 
 }  // namespace nibble

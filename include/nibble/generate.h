@@ -18,6 +18,7 @@ struct GenerateOptions {
   std::string model_path;      // GGUF, llama2.c .bin, or HF safetensors file/directory
   std::string tokenizer_path;  // empty: from the model (GGUF metadata; llama2.c: tok512.bin or
                                // tokenizer.bin beside the model). A GGUF or llama2.c tokenizer .bin.
+  std::string adapter_path;    // a PEFT LoRA adapter directory, applied unmerged (-a)
   std::string prompt;
   int32_t n_predict = 128;  // tokens to generate at most (< 0: until EOS or the context is full)
   // Sampling, llama.cpp semantics (see src/model/sampler.h).
@@ -87,7 +88,7 @@ NIBBLE_API std::string GenerateReportJson(const GenerateReport& r);
 // (bad files), ShapeError (missing or misshapen tensors), each naming the field.
 NIBBLE_API GenerateReport Generate(const GenerateOptions& options);
 // The same run on a model loaded once. The options' load fields (model_path,
-// tokenizer_path, weight_dtype, int8_*, allow_nonfinite, num_threads) are not read: the
+// tokenizer_path, adapter_path, weight_dtype, int8_*, allow_nonfinite, num_threads) are not read: the
 // Model's own apply.
 NIBBLE_API GenerateReport Generate(const Model& model, const GenerateOptions& options);
 

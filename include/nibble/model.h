@@ -30,6 +30,9 @@ struct ModelOptions {
   std::string model_path;      // GGUF, llama2.c .bin, or HF safetensors file/directory
   std::string tokenizer_path;  // empty: the model's own (GGUF metadata; llama2.c: tok512.bin or
                                // tokenizer.bin beside the model; HF: tokenizer.json)
+  // A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied
+  // unmerged: every targeted Linear adds s·B·A·x to its output, as PeftModel does.
+  std::string adapter_path;
   WeightDtype weight_dtype = WeightDtype::kAuto;
   // 4-bit layers take int8 activations (llama.cpp's arithmetic, faster; not bitsandbytes'
   // compute-dtype semantics: docs/QUALITY.md shows the KL-divergence cost). Off by default.

@@ -16,6 +16,7 @@ namespace nibble {
 struct PerplexityOptions {
   std::string model_path;      // GGUF, llama2.c .bin, or HF safetensors file/directory
   std::string tokenizer_path;  // empty: the model's own (as GenerateOptions::tokenizer_path)
+  std::string adapter_path;    // a PEFT LoRA adapter directory, applied unmerged (-a)
   std::string text_path;       // UTF-8 text, tokenized once as a whole
   // Window length in tokens. llama.cpp's default is 512 whatever the model declares; a
   // value above the declared context is allowed with a warning (as for generate).
@@ -86,7 +87,7 @@ struct PerplexityReport {
 // model throws.
 NIBBLE_API PerplexityReport EvaluatePerplexity(const PerplexityOptions& options);
 // The same on a model loaded once. The options' load fields (model_path, tokenizer_path,
-// weight_dtype, int8_*, allow_nonfinite, num_threads) are not read: the Model's own apply.
+// adapter_path, weight_dtype, int8_*, allow_nonfinite, num_threads) are not read: the Model's own apply.
 NIBBLE_API PerplexityReport EvaluatePerplexity(const Model& model, const PerplexityOptions& options);
 
 }  // namespace nibble

@@ -61,7 +61,9 @@ std::optional<std::string> TemplateFromTokenizerConfig(const fs::path& cfg_path)
                                 it->type_name()));
 }
 
-std::optional<std::string> FindModelTemplate(const api::LoadedModel& m) {
+}  // namespace
+
+std::optional<std::string> api::FindModelChatTemplate(const api::LoadedModel& m) {
   if (const io::GgufFile* g = m.source.gguf()) {
     const io::GgufKv* kv = g->FindKey("tokenizer.chat_template");
     if (kv == nullptr) return std::nullopt;
@@ -77,8 +79,6 @@ std::optional<std::string> FindModelTemplate(const api::LoadedModel& m) {
   }
   return std::nullopt;
 }
-
-}  // namespace
 
 struct ChatSession::Impl {
   Impl(const ChatOptions& options, const Model* borrowed)
@@ -141,7 +141,7 @@ ChatSession::ChatSession(const Model* model, const ChatOptions& options)
   s.warnings = s.model->warnings();
   if (!o.template_path.empty()) {
     s.tmpl = ReadText(o.template_path, "chat template (--template)");
-  } else if (auto t = FindModelTemplate(*s.loaded)) {
+  } else if (auto t = api::FindModelChatTemplate(*s.loaded)) {
     s.tmpl = std::move(*t);
   } else {
     throw ConfigError(fmt::format(

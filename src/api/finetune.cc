@@ -1,33 +1,45 @@
-// nibble::Finetune: load, tokenize and pack the text, build the trainer, run the steps,
-// write the adapter or model directory with metrics.jsonl.
+// nibble::Finetune: load the data (packed text or instruction JSONL), build the trainer,
+// run the steps with evaluation and checkpoints (resumable bit for bit), and write the
+// adapter or model, metrics.jsonl and loss.svg into the run directory.
 #include "nibble/finetune.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "api/hf_dir.h"
+#include "api/loss_plot.h"
 #include "api/model_impl.h"
 #include "api/model_loader.h"
 #include "core/memory_probe.h"
+#include "io/atomic_writer.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "io/text_file.h"
 #include "nibble/error.h"
 #include "optim/schedule.h"
 #include "train/adapter_io.h"
+#include "train/sft_data.h"
 #include "train/trainer.h"
 
 namespace nibble {
 namespace fs = std::filesystem;
 namespace {
 
+constexpr std::string_view kStage = ".nibble-final";  // the final files before they move into OUT
+
 void CheckOptions(const FinetuneOptions& o) {
   if (o.model_path.empty()) throw ConfigError("option 'model_path' (-m) is required");
-  if (o.text_path.empty()) throw ConfigError("option 'text_path' (--text) is required");
+  if (o.text_path.empty() == o.data_path.empty())
+    throw ConfigError("give the training data as either --text FILE (plain text) or --data FILE (instruction JSONL)");
   if (o.out_dir.empty()) throw ConfigError("option 'out_dir' (-o) is required");
   auto positive = [](int64_t v, const char* name, int64_t max) {
     if (v < 1 || v > max) throw ConfigError(fmt::format("option '{}': expected 1..{}, got {}", name, max, v));
@@ -35,12 +47,24 @@ void CheckOptions(const FinetuneOptions& o) {
   positive(o.seq_len, "seq_len", 1 << 20);
   positive(o.batch_size, "batch_size", 1 << 16);
   positive(o.grad_accum, "grad_accum", 1 << 16);
-  positive(o.max_steps, "max_steps", int64_t{1} << 40);
+  if (o.max_steps > (int64_t{1} << 40))
+    throw ConfigError(fmt::format("option 'max_steps': expected at most 2^40, got {}", o.max_steps));
+  if (o.max_steps <= 0 && !(o.epochs > 0 && o.epochs <= 1e6))
+    throw ConfigError(fmt::format("option 'epochs': expected a positive number (or give --max-steps), got {}",
+                                  o.epochs));
   positive(o.logging_steps, "logging_steps", int64_t{1} << 40);
-  if (o.warmup_steps < 0) throw ConfigError(fmt::format("option 'warmup_steps': expected >= 0, got {}", o.warmup_steps));
+  for (auto [v, name] : {std::pair{o.eval_every, "eval_every"}, std::pair{o.save_every, "save_every"},
+                         std::pair{o.save_total_limit, "save_total_limit"}, std::pair{o.warmup_steps, "warmup_steps"}})
+    if (v < 0) throw ConfigError(fmt::format("option '{}': expected >= 0, got {}", name, v));
+  if (!(o.val_split >= 0 && o.val_split < 1))
+    throw ConfigError(fmt::format("option 'val_split': expected a fraction in [0, 1), got {}", o.val_split));
+  if (o.val_split > 0 && !o.val_file.empty()) throw ConfigError("give either --val-split or --val-file, not both");
   if (!(o.max_grad_norm >= 0) || !std::isfinite(o.max_grad_norm))
     throw ConfigError(fmt::format("option 'max_grad_norm': expected >= 0, got {}", o.max_grad_norm));
   if (o.num_threads != 0) CheckThreadCount(o.num_threads, "num_threads");
+  const train::PromptTemplate t = train::ParsePromptTemplate(o.template_name);
+  if (!o.text_path.empty() && (t != train::PromptTemplate::kAuto || o.train_on_prompt))
+    throw ConfigError("--template and --train-on-prompt apply to instruction data (--data), not to --text");
 }
 
 train::TrainConfig ToTrainConfig(const FinetuneOptions& o) {
@@ -49,7 +73,7 @@ train::TrainConfig ToTrainConfig(const FinetuneOptions& o) {
   c.seq_len = static_cast<size_t>(o.seq_len);
   c.batch_size = static_cast<size_t>(o.batch_size);
   c.grad_accum = o.grad_accum;
-  c.max_steps = o.max_steps;
+  c.max_steps = std::max<int64_t>(o.max_steps, 1);  // set from the data when counted in epochs
   c.lr = o.lr;
   c.schedule = optim::ParseLrSchedule(o.lr_scheduler);
   c.warmup_steps = o.warmup_steps;
@@ -65,51 +89,382 @@ train::TrainConfig ToTrainConfig(const FinetuneOptions& o) {
   return c;
 }
 
-// The full model as a Hugging Face directory: every trained tensor under its HF name
-// (q/k rows back in HF's rotate-half order for a Meta-layout source), f32.
-void WriteFullModel(api::HfDirWriter& out, const api::LoadedModel& m, const train::Trainer& tr) {
-  const model::LlamaConfig& c = m.config;
-  const bool meta_rope = c.rope_layout == kernels::RopeLayout::kAdjacentPairs;
-  std::vector<std::vector<float>> permuted;
-  std::vector<io::SafetensorsWriteTensor> tensors;
-  for (const model::ParamEntry& e : tr.index().entries()) {
-    const float* p = tr.params() + e.offset;
-    const bool q = e.name.find("self_attn.q_proj.") != std::string::npos;
-    const bool k = e.name.find("self_attn.k_proj.") != std::string::npos;
-    if (meta_rope && (q || k)) {
-      std::vector<float>& v = permuted.emplace_back(p, p + e.count);
-      const int64_t cols = e.shape.rank() == 2 ? e.shape[1] : 1;
-      api::PermuteMetaToHf(v.data(), q ? c.num_attention_heads : c.num_key_value_heads, c.HeadDim(), cols);
-      p = v.data();
-    }
-    tensors.push_back({e.name, DType::kF32, e.shape, {reinterpret_cast<const uint8_t*>(p), e.count * sizeof(float)}});
+// ---- data ----
+
+// The files as read (and JSONL parsed) before the model loads, so a bad line fails fast.
+struct RawData {
+  std::string text, val_text;
+  std::optional<train::InstructionFile> jsonl, val_jsonl;
+};
+
+RawData ReadRaw(const FinetuneOptions& o) {
+  RawData r;
+  const bool text = !o.text_path.empty();
+  const std::string& path = text ? o.text_path : o.data_path;
+  r.text = io::ReadRegularFile(path, text ? "training text (--text)" : "training data (--data)", io::kMaxTextFileBytes);
+  if (!text) r.jsonl = train::ParseInstructionJsonl(path, r.text);
+  if (!o.val_file.empty()) {
+    r.val_text = io::ReadRegularFile(o.val_file, "validation data (--val-file)", io::kMaxTextFileBytes);
+    if (!text) r.val_jsonl = train::ParseInstructionJsonl(o.val_file, r.val_text);
   }
-  io::WriteSafetensors(out.File("model.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
-  out.Add("model.safetensors");
-  nlohmann::json config;
-  if (m.source.format() == api::FileFormat::kSafetensors) {
-    const fs::path d = fs::is_directory(m.source.path()) ? fs::path(m.source.path()) : fs::path(m.source.path()).parent_path();
-    config = io::ReadJsonObject((d / "config.json").string(), "config.json");
-    config.erase("quantization_config");
-    config.erase("dtype");
-    config["torch_dtype"] = "float32";
-  } else {
-    config = api::LlamaConfigToHfJson(c, "float32", m.tokenizer ? &m.tokenizer->vocab() : nullptr);
-  }
-  out.WriteText("config.json", config.dump(2) + "\n");
-  api::WriteTokenizerFiles(out, m.source, m.tokenizer ? &m.tokenizer->vocab() : nullptr, c.max_position_embeddings);
+  return r;
 }
 
-FinetuneReport Run(const Model& model, const FinetuneOptions& o, const std::string& text);
+struct Data {
+  train::ExampleSet train, val;
+  std::string template_name;  // as resolved ("" for plain text)
+};
+
+Data Tokenize(const FinetuneOptions& o, const RawData& raw, const api::LoadedModel& m,
+              std::vector<std::string>* notes) {
+  const tokenizer::Tokenizer& tok = *m.tokenizer;
+  const size_t seq_len = static_cast<size_t>(o.seq_len);
+  Data d;
+  train::ExampleSet all;
+  if (!raw.jsonl) {
+    all = train::PackTokens(tok.Encode(raw.text, true, false), seq_len, o.text_path);
+    notes->push_back(fmt::format("data: {}: plain text, {} windows of {} tokens (run_clm packing)", o.text_path,
+                                 all.size(), seq_len));
+    if (!o.val_file.empty()) d.val = train::PackTokens(tok.Encode(raw.val_text, true, false), seq_len, o.val_file);
+  } else {
+    const std::optional<std::string> model_tmpl = api::FindModelChatTemplate(m);
+    const train::PromptTemplate requested = train::ParsePromptTemplate(o.template_name);
+    const train::PromptTemplate t = train::ResolveTemplate(requested, raw.jsonl->layout, model_tmpl.has_value());
+    train::ChatTemplateText chat;
+    if (t == train::PromptTemplate::kModel) {
+      if (!model_tmpl)
+        throw ConfigError(fmt::format("--template model: {} has no chat template; use alpaca, chatml or none",
+                                      o.model_path));
+      chat.tmpl = *model_tmpl;
+      const tokenizer::Vocab& v = tok.vocab();
+      if (v.bos_id != tokenizer::kNoToken) chat.bos = tok.TokenPiece(v.bos_id, true);
+      if (v.eos_id != tokenizer::kNoToken) chat.eos = tok.TokenPiece(v.eos_id, true);
+    }
+    const char* why = requested != train::PromptTemplate::kAuto ? "as asked"
+                      : raw.jsonl->layout == train::DataLayout::kPromptResponse
+                          ? "the prompts are already templated, used as they are"
+                      : t == train::PromptTemplate::kModel ? "the model's own chat template"
+                                                           : "the model has no chat template";
+    d.template_name = std::string(train::TemplateName(t));
+    auto load = [&](const train::InstructionFile& f, const std::string& path) {
+      train::TokenizeStats st;
+      train::ExampleSet s = train::TokenizeInstructions(f, path, t, t == train::PromptTemplate::kModel ? &chat : nullptr,
+                                                        tok, seq_len, o.train_on_prompt, &st);
+      notes->push_back(fmt::format("data: {}: {} records, layout {}; template {} ({}); loss on {}", path, st.records,
+                                   train::LayoutName(f.layout), d.template_name, why,
+                                   o.train_on_prompt ? "every token" : "response tokens only"));
+      if (st.truncated > 0)
+        notes->push_back(fmt::format("data: {}: {} records longer than --seq-len {} truncated", path, st.truncated,
+                                     seq_len));
+      if (st.dropped > 0)
+        notes->push_back(fmt::format("data: {}: {} records dropped: no response token within --seq-len {}", path,
+                                     st.dropped, seq_len));
+      if (st.prefix_mismatch > 0)
+        notes->push_back(fmt::format("data: {}: in {} records the prompt tokenizes differently on its own than "
+                                     "followed by the response (the mask follows the prompt's own tokens, as TRL)",
+                                     path, st.prefix_mismatch));
+      return s;
+    };
+    all = load(*raw.jsonl, o.data_path);
+    if (raw.val_jsonl) d.val = load(*raw.val_jsonl, o.val_file);
+  }
+  if (o.val_split > 0) {
+    train::SplitTrainVal(all, o.val_split, o.seed, &d.train, &d.val);
+    notes->push_back(fmt::format("data: {} training and {} validation examples (--val-split {}, seed {})",
+                                 d.train.size(), d.val.size(), o.val_split, o.seed));
+  } else {
+    d.train = std::move(all);
+  }
+  return d;
+}
+
+// HF Trainer: max_steps = ceil(epochs · max(len(dataloader) // grad_accum, 1)),
+// len(dataloader) = ceil(examples / batch).
+int64_t StepsForEpochs(double epochs, size_t examples, size_t batch, size_t accum) {
+  const size_t loader = (examples + batch - 1) / batch;
+  const size_t per_epoch = std::max<size_t>(loader / accum, 1);
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(epochs * static_cast<double>(per_epoch))));
+}
+
+// ---- the run directory ----
+
+std::string Hex(uint64_t v) { return fmt::format("{:016x}", v); }
+
+uint64_t Mix(uint64_t h, uint64_t x) {
+  h ^= x + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 29);
+}
+
+// The base weights' identity: every tensor's name, shape and dtype, and its first and last
+// 4 KiB (a resumed run on another base of the same shape is refused without reading it all).
+uint64_t ModelFingerprint(const api::LoadedModel& m) {
+  uint64_t h = 1;
+  for (const api::SourceTensor& t : m.source.tensors()) {
+    for (char c : t.name) h = Mix(h, static_cast<uint8_t>(c));
+    for (int64_t d : t.shape.dims()) h = Mix(h, static_cast<uint64_t>(d));
+    h = Mix(h, static_cast<uint64_t>(t.dtype));
+    const size_t n = std::min<size_t>(t.data.size(), 4096);
+    for (size_t i = 0; i < n; ++i) h = Mix(h, t.data[i]);
+    for (size_t i = t.data.size() - n; i < t.data.size(); ++i) h = Mix(h, t.data[i]);
+  }
+  return h;
+}
+
+// What a checkpoint must share with the run that resumes it (compared field by field).
+nlohmann::json RunIdentity(const FinetuneOptions& o, const train::TrainConfig& tc, const api::LoadedModel& m,
+                           const Data& d) {
+  const model::LlamaConfig& c = m.config;
+  nlohmann::json j;
+  j["model"] = {{"hidden_size", c.hidden_size},
+                {"num_hidden_layers", c.num_hidden_layers},
+                {"num_attention_heads", c.num_attention_heads},
+                {"num_key_value_heads", c.num_key_value_heads},
+                {"intermediate_size", c.intermediate_size},
+                {"vocab_size", c.vocab_size},
+                {"weights", Hex(ModelFingerprint(m))}};
+  j["method"] = o.method;
+  if (tc.method == train::Method::kLora) {
+    std::vector<std::string> targets = o.target_modules;
+    std::sort(targets.begin(), targets.end());
+    j["lora"] = {{"r", o.r},
+                 {"lora_alpha", o.lora_alpha},
+                 {"lora_dropout", o.lora_dropout},
+                 {"target_modules", targets},
+                 {"use_rslora", o.use_rslora},
+                 {"init_lora_weights", o.init_lora_weights}};
+  }
+  j["seq_len"] = o.seq_len;
+  j["per_device_train_batch_size"] = o.batch_size;
+  j["gradient_accumulation_steps"] = o.grad_accum;
+  j["max_steps"] = tc.max_steps;
+  j["learning_rate"] = o.lr;
+  j["lr_scheduler_type"] = o.lr_scheduler;
+  j["warmup_steps"] = o.warmup_steps;
+  j["weight_decay"] = o.weight_decay;
+  j["max_grad_norm"] = o.max_grad_norm;
+  j["seed"] = o.seed;
+  j["data"] = {{"train", Hex(d.train.Fingerprint())}, {"validation", Hex(d.val.Fingerprint())},
+               {"template", d.template_name}, {"train_on_prompt", o.train_on_prompt}};
+  return j;
+}
+
+void CheckSameRun(const nlohmann::json& saved, const nlohmann::json& now, const std::string& ckpt) {
+  const nlohmann::json a = saved.flatten(), b = now.flatten();
+  for (const auto& [key, value] : b.items()) {
+    const auto it = a.find(key);
+    const std::string field = key.substr(1);  // "/lora/r" -> "lora/r"
+    if (it == a.end())
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: the checkpoint does not record '{}'; it comes from "
+                                    "another kind of run",
+                                    ckpt, field));
+    if (*it != value)
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: '{}' differs: the checkpoint has {}, this run has {}",
+                                    ckpt, field, it->dump(), value.dump()));
+  }
+  for (const auto& [key, value] : a.items())
+    if (!b.contains(key))
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: '{}' differs: the checkpoint has {}, this run has "
+                                    "none",
+                                    ckpt, key.substr(1), value.dump()));
+}
+
+std::optional<int64_t> CheckpointNumber(const std::string& name) {
+  if (!name.starts_with("checkpoint-") || name.size() == 11 || name.size() > 30) return std::nullopt;
+  int64_t n = 0;
+  for (char c : name.substr(11)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+// checkpoint-N directories of `out`, oldest first.
+std::vector<std::pair<int64_t, fs::path>> Checkpoints(const std::string& out) {
+  std::vector<std::pair<int64_t, fs::path>> v;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(out, ec))
+    if (auto n = CheckpointNumber(e.path().filename().string()); n && e.is_directory(ec) && !e.is_symlink(ec))
+      v.emplace_back(*n, e.path());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+void FsyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// Moves the committed staging directory's files into OUT, one rename each (each file is
+// complete at every instant), then removes the staging directory.
+void MoveStagedFiles(const std::string& out) {
+  const fs::path stage = fs::path(out) / kStage;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(stage, ec)) {
+    if (!io::IsNibbleOutputName(e.path().filename().string())) continue;
+    fs::rename(e.path(), fs::path(out) / e.path().filename(), ec);
+    if (ec) throw IoError(fmt::format("{}: cannot move {} into place: {}", out, e.path().string(), ec.message()));
+  }
+  FsyncDir(out);
+  if (!io::RemoveOutputDir(stage.string()))
+    throw IoError(fmt::format("{}: holds files nibble did not write; left as it is", stage.string()));
+}
+
+// OUT as a run directory: created when absent; otherwise only nibble's entries (checkpoints,
+// the final files, its temporaries) are accepted, and only when resuming or overwriting.
+// Returns true when it created OUT.
+bool PrepareRunDir(const FinetuneOptions& o, bool resuming, const std::vector<std::string>& inputs,
+                   std::vector<std::string>* notes) {
+  const std::string& out = o.out_dir;
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (fs::is_symlink(st))
+    throw ConfigError(fmt::format("{}: is a symbolic link; give the run directory itself", out));
+  for (const std::string& in : inputs) {
+    const fs::path a = fs::weakly_canonical(in, ec), b = fs::weakly_canonical(out, ec);
+    const std::string as = a.string(), bs = b.string();
+    if (as == bs || as.starts_with(bs + "/"))
+      throw ConfigError(fmt::format("{}: holds the input {}; write the run elsewhere", out, in));
+  }
+  if (!fs::exists(st)) {
+    fs::create_directories(out, ec);
+    if (ec) throw IoError(fmt::format("{}: cannot create the run directory: {}", out, ec.message()));
+    return true;
+  }
+  if (!fs::is_directory(st)) throw ConfigError(fmt::format("{}: exists and is not a directory", out));
+  std::vector<std::string> names;
+  for (const fs::directory_entry& e : fs::directory_iterator(out, ec)) names.push_back(e.path().filename().string());
+  if (ec) throw IoError(fmt::format("{}: cannot list the directory: {}", out, ec.message()));
+  if (names.empty()) return false;
+  if (!resuming && !o.overwrite)
+    throw ConfigError(fmt::format("{}: exists and is not empty; continue its run with --resume-from-checkpoint "
+                                  "latest, or start over with --overwrite (replaces nibble's files only)",
+                                  out));
+  for (const std::string& n : names) {
+    if (n.find(".nibble-tmp-") != std::string::npos || n.find(".nibble-old-") != std::string::npos) {
+      const std::string base = n.substr(0, n.find(".nibble-"));
+      for (const std::string& line : io::RemoveStaleTemporaries((fs::path(out) / base).string())) notes->push_back(line);
+      continue;
+    }
+    if (CheckpointNumber(n) || n == kStage || io::IsNibbleOutputName(n)) continue;
+    throw ConfigError(fmt::format("{}: holds '{}', which nibble does not write; move it away or choose another "
+                                  "--output_dir",
+                                  out, n));
+  }
+  if (fs::is_directory(fs::path(out) / kStage)) {  // a run killed while moving its final files: finish the move
+    MoveStagedFiles(out);
+    notes->push_back(fmt::format("{}: finished moving the previous run's final files into place", out));
+  }
+  if (o.overwrite && !resuming) {
+    for (const auto& [n, p] : Checkpoints(out)) {
+      if (!io::RemoveOutputDir(p.string()))
+        throw ConfigError(fmt::format("{}: holds files nibble did not write; --overwrite leaves it", p.string()));
+      notes->push_back(fmt::format("--overwrite: removed the old {}", p.filename().string()));
+    }
+  }
+  return false;
+}
+
+// ---- writing ----
+
+// The trained parameters of a checkpoint or final output, read back into `params`.
+void ReadTrainedParams(const std::string& dir, const api::LoadedModel& m, const train::Trainer& tr, float* params) {
+  if (tr.config().method == train::Method::kLora) {
+    train::ReadLoraWeights(dir, tr.index(), params);
+    return;
+  }
+  train::ReadParamTensors((fs::path(dir) / "model.safetensors").string(), tr.index(), params);
+  const model::LlamaConfig& c = m.config;
+  if (c.rope_layout != kernels::RopeLayout::kAdjacentPairs) return;
+  for (const model::ParamEntry& e : tr.index().entries()) {
+    const bool q = e.name.find("self_attn.q_proj.") != std::string::npos;
+    const bool k = e.name.find("self_attn.k_proj.") != std::string::npos;
+    if (q || k)
+      api::PermuteMetaToHf(params + e.offset, q ? c.num_attention_heads : c.num_key_value_heads, c.HeadDim(),
+                           e.shape.rank() == 2 ? e.shape[1] : 1, /*inverse=*/true);
+  }
+}
+
+void WriteOutputs(api::HfDirWriter& w, const FinetuneOptions& o, const api::LoadedModel& m, const train::Trainer& tr) {
+  if (tr.config().method == train::Method::kLora) {
+    train::WriteLoraAdapter(w.atomic(), *tr.lora(), tr.index(), tr.params(), o.model_path);
+    w.Add("adapter_config.json");
+    w.Add("adapter_model.safetensors");
+  } else {
+    api::WriteHfModel(w, m, tr.index(), tr.params(), DType::kF32);
+  }
+}
+
+void WriteFileAtomically(const std::string& path, std::string_view text) {
+  io::AtomicWriter f(path, io::Existing::kReplace);
+  f.Write(text.data(), text.size());
+  f.Commit();
+}
+
+struct Log {
+  std::vector<nlohmann::json> rows;  // the HF Trainer's log_history
+  double pending_loss = 0;           // training losses since the last logged row
+  int64_t pending = 0;
+
+  std::string Jsonl() const {
+    std::string s;
+    for (const nlohmann::json& r : rows) s += r.dump() + "\n";
+    return s;
+  }
+  std::string Svg(const std::string& title) const {
+    std::vector<api::LossPoint> train, eval;
+    for (const nlohmann::json& r : rows) {
+      if (r.contains("loss")) train.push_back({r["step"].get<double>(), r["loss"].get<double>()});
+      if (r.contains("eval_loss")) eval.push_back({r["step"].get<double>(), r["eval_loss"].get<double>()});
+    }
+    return api::LossCurveSvg(train, eval, title);
+  }
+};
+
+double EvalLoss(train::Trainer& tr, const train::ExampleSet& val, size_t batch, int32_t pad) {
+  double sum = 0;
+  size_t n = 0;
+  train::PaddedBatch pb;
+  std::vector<size_t> ids;
+  for (size_t i = 0; i < val.size(); i += batch) {
+    ids.clear();
+    for (size_t k = i; k < std::min(i + batch, val.size()); ++k) ids.push_back(k);
+    train::FillPadded(val, ids, pad, &pb);
+    size_t c = 0;
+    sum += tr.EvaluateBatch({pb.tokens, pb.targets, pb.B, pb.T}, &c);
+    n += c;
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
+std::string FindCheckpoint(const FinetuneOptions& o) {
+  if (o.resume_from.empty()) return {};
+  if (o.resume_from == "latest") {
+    const auto v = fs::is_directory(o.out_dir) ? Checkpoints(o.out_dir) : decltype(Checkpoints(o.out_dir)){};
+    for (auto it = v.rbegin(); it != v.rend(); ++it)
+      if (fs::exists(it->second / "trainer_state.json")) return it->second.string();
+    throw ConfigError(fmt::format("--resume-from-checkpoint latest: {} holds no checkpoint-N directory", o.out_dir));
+  }
+  if (!fs::is_directory(o.resume_from))
+    throw ConfigError(fmt::format("--resume-from-checkpoint {}: not a directory", o.resume_from));
+  return o.resume_from;
+}
+
+FinetuneReport Run(const Model& model, const FinetuneOptions& o, const RawData& raw);
+FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d, const train::TrainConfig& tc,
+                     const std::string& ckpt, const nlohmann::json& identity, const nlohmann::json& state,
+                     const std::vector<std::string>& inputs);
 
 }  // namespace
 
 FinetuneReport Finetune(const FinetuneOptions& o) {
   CheckOptions(o);
   ToTrainConfig(o);  // every option checked before the model loads
-  const std::string text = io::ReadRegularFile(o.text_path, "training text (--text)", io::kMaxTextFileBytes);
+  const RawData raw = ReadRaw(o);
   const Model model(api::ModelOptionsFrom(o));
-  return Run(model, o, text);
+  return Run(model, o, raw);
 }
 
 FinetuneReport Finetune(const Model& model, const FinetuneOptions& options) {
@@ -117,90 +472,210 @@ FinetuneReport Finetune(const Model& model, const FinetuneOptions& options) {
   o.model_path = model.options().model_path;
   o.tokenizer_path = model.options().tokenizer_path;
   CheckOptions(o);
-  const std::string text = io::ReadRegularFile(o.text_path, "training text (--text)", io::kMaxTextFileBytes);
-  return Run(model, o, text);
+  ToTrainConfig(o);
+  return Run(model, o, ReadRaw(o));
 }
 
 namespace {
 
-FinetuneReport Run(const Model& model, const FinetuneOptions& o, const std::string& text) {
-  const train::TrainConfig tc = ToTrainConfig(o);
+FinetuneReport Run(const Model& model, const FinetuneOptions& o, const RawData& raw) {
+  train::TrainConfig tc = ToTrainConfig(o);
   const api::LoadedModel* loaded = model.impl().loaded.get();
   if (loaded->tokenizer == nullptr) throw ConfigError("finetune: the model was loaded without its tokenizer");
-  ExecContext ctx(model.options().num_threads);  // the trainer's buffers and scratch
   const model::LlamaConfig& cfg = loaded->config;
   if (o.seq_len > cfg.max_position_embeddings)
     throw ConfigError(fmt::format("option 'seq_len': {} exceeds the model's context of {} tokens "
                                   "(max_position_embeddings of {})",
                                   o.seq_len, cfg.max_position_embeddings, o.model_path));
+  auto note = [&](const std::string& s) {
+    if (o.on_message) o.on_message(s);
+  };
+  std::vector<std::string> notes;
+  const Data d = Tokenize(o, raw, *loaded, &notes);
+  tc.max_steps = o.max_steps > 0 ? o.max_steps
+                                 : StepsForEpochs(o.epochs, d.train.size(), tc.batch_size,
+                                                  static_cast<size_t>(tc.grad_accum));
+  const nlohmann::json identity = RunIdentity(o, tc, *loaded, d);
 
-  // The output directory before any work: an existing OUT fails now.
-  std::vector<std::string> inputs = {o.model_path, o.text_path};
+  // Everything about the checkpoint is checked before OUT is touched or the trainer built.
+  const std::string ckpt = FindCheckpoint(o);
+  nlohmann::json state;
+  if (!ckpt.empty()) {
+    state = io::ReadJsonObject((fs::path(ckpt) / "trainer_state.json").string(), "trainer state");
+    if (!state.contains("nibble") || !state["nibble"].contains("run"))
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: trainer_state.json was not written by nibble", ckpt));
+    CheckSameRun(state["nibble"]["run"], identity, ckpt);
+  }
+  std::vector<std::string> inputs = {o.model_path, o.text_path.empty() ? o.data_path : o.text_path};
   if (!o.tokenizer_path.empty()) inputs.push_back(o.tokenizer_path);
-  api::HfDirWriter out(o.out_dir, o.overwrite, inputs);
+  if (!o.val_file.empty()) inputs.push_back(o.val_file);
+  const bool created = PrepareRunDir(o, !ckpt.empty(), inputs, &notes);
+  for (const std::string& s : notes) note(s);
+  try {
+    return Train(model, o, d, tc, ckpt, identity, state, inputs);
+  } catch (...) {
+    // A run that fails before its first checkpoint leaves no directory it created behind.
+    if (created && Checkpoints(o.out_dir).empty()) io::RemoveOutputDir(o.out_dir);
+    throw;
+  }
+}
 
-  const train::PackedText data(loaded->tokenizer->Encode(text, /*add_special=*/true, /*parse_special=*/false),
-                               tc.seq_len, o.text_path);
+FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d, const train::TrainConfig& tc,
+                     const std::string& ckpt, const nlohmann::json& identity, const nlohmann::json& state,
+                     const std::vector<std::string>& inputs) {
+  const api::LoadedModel* loaded = model.impl().loaded.get();
+  const model::LlamaConfig& cfg = loaded->config;
+  ExecContext ctx(model.options().num_threads);  // the trainer's buffers and scratch
+  const bool has_val = d.val.size() > 0;
+  auto note = [&](const std::string& s) {
+    if (o.on_message) o.on_message(s);
+  };
   train::Trainer tr(*loaded->model, tc, ctx);
   if (tc.method == train::Method::kFull) {
     // The weights now live in the trainer's f32 buffer: the mapped file's pages need not stay
     // resident (513 MiB of SmolLM2-135M's peak RSS).
     for (const auto& t : loaded->source.tensors()) io::DropPages(t.data);
   }
-  train::WindowOrder order(data.num_windows(), o.seed);
+  train::ExampleOrder order(d.train.size(), o.seed);
+  const tokenizer::Vocab& vocab = loaded->tokenizer->vocab();
+  const int32_t pad = vocab.pad_id != tokenizer::kNoToken ? vocab.pad_id
+                      : vocab.eos_id != tokenizer::kNoToken ? vocab.eos_id
+                                                            : 0;
+  Log log;
+  int64_t start = 0;
+  if (!ckpt.empty()) {
+    const size_t n = tr.index().total();
+    std::vector<float> params(n), m(n), v(n);
+    ReadTrainedParams(ckpt, *loaded, tr, params.data());
+    start = state.at("global_step").get<int64_t>();
+    if (start < 1 || start > tc.max_steps)
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: global_step {} is outside 1..{}", ckpt, start,
+                                    tc.max_steps));
+    train::ReadOptimizerState((fs::path(ckpt) / "optimizer.safetensors").string(), tr.index(), m.data(), v.data());
+    tr.Restore(start, params.data(), m.data(), v.data());
+    const nlohmann::json& nb = state["nibble"];
+    order.Seek(nb.at("samples_seen").get<uint64_t>());
+    log.pending_loss = nb.at("pending_loss").get<double>();
+    log.pending = nb.at("pending_steps").get<int64_t>();
+    for (const nlohmann::json& r : state.at("log_history")) log.rows.push_back(r);
+    note(fmt::format("resumed from {} at step {} of {}", ckpt, start, tc.max_steps));
+  }
 
   FinetuneReport r;
   r.method = o.method;
-  r.text_tokens = data.num_windows() * tc.seq_len;
-  r.windows = data.num_windows();
+  r.resumed_from_step = start;
+  r.text_tokens = d.train.total_tokens();
+  r.windows = d.train.size();
+  r.val_examples = d.val.size();
   r.trainable_params = tr.num_trainable();
   model::ForEachRole(cfg, [&](const model::RoleAt& ra) { r.total_params += ra.role->ShapeIn(cfg).NumElems(); });
   if (tc.method == train::Method::kLora) r.total_params += r.trainable_params;
+  const std::string title = fmt::format("nibble finetune --method {}: {}", o.method,
+                                        fs::path(o.model_path).filename().string());
 
-  const size_t per_step = tc.batch_size * tc.seq_len * static_cast<size_t>(tc.grad_accum);
-  std::vector<int32_t> tokens(per_step), targets(per_step);
-  std::string metrics;
-  double logged_loss = 0;
-  int64_t logged = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t s = 0; s < o.max_steps; ++s) {
-    for (size_t w = 0; w < per_step / tc.seq_len; ++w)
-      data.Fill(order.Next(), tokens.data() + w * tc.seq_len, targets.data() + w * tc.seq_len);
-    const auto ts = std::chrono::steady_clock::now();
-    const train::StepResult sr = tr.Step(tokens, targets);
-    const auto te = std::chrono::steady_clock::now();
-    if (s == 0) r.first_loss = sr.loss;
-    r.last_loss = sr.loss;
-    r.tokens += per_step;
-    logged_loss += sr.loss;
-    ++logged;
-    FinetuneOptions::Step st{sr.step, o.max_steps, sr.loss, sr.lr, sr.grad_norm, order.epoch(),
-                             static_cast<double>(per_step) / std::chrono::duration<double>(te - ts).count(),
-                             std::chrono::duration<double>(te - t0).count()};
-    if (sr.step % o.logging_steps == 0 || sr.step == o.max_steps) {
-      // HF Trainer's log_history row: the mean training loss since the last row.
-      nlohmann::json row = {{"step", sr.step},         {"loss", logged_loss / static_cast<double>(logged)},
-                            {"learning_rate", sr.lr},  {"grad_norm", sr.grad_norm},
-                            {"epoch", order.epoch()}};
-      metrics += row.dump() + "\n";
-      logged_loss = 0;
-      logged = 0;
+  auto evaluate = [&](int64_t step) {
+    const double loss = EvalLoss(tr, d.val, tc.batch_size, pad);
+    log.rows.push_back({{"step", step}, {"eval_loss", loss}, {"epoch", order.epoch()}});
+    if (o.on_eval) o.on_eval(step, loss);
+    return loss;
+  };
+  auto write_logs = [&] {
+    WriteFileAtomically((fs::path(o.out_dir) / "metrics.jsonl").string(), log.Jsonl());
+    WriteFileAtomically((fs::path(o.out_dir) / "loss.svg").string(), log.Svg(title));
+  };
+  auto save = [&](int64_t step) {
+    const std::string path = (fs::path(o.out_dir) / fmt::format("checkpoint-{}", step)).string();
+    api::HfDirWriter w(path, fs::exists(path), inputs);
+    WriteOutputs(w, o, *loaded, tr);
+    train::WriteOptimizerState(w.atomic(), tr.index(), tr.exp_avg(), tr.exp_avg_sq());
+    nlohmann::json s = {{"global_step", step},
+                        {"epoch", order.epoch()},
+                        {"max_steps", tc.max_steps},
+                        {"logging_steps", o.logging_steps},
+                        {"eval_steps", o.eval_every},
+                        {"save_steps", o.save_every},
+                        {"train_batch_size", o.batch_size},
+                        {"log_history", log.rows}};
+    // The data position and the RNG state: the shuffles and the dropout masks are
+    // counter-based (seed, epoch, step), so the seed and the counters are the whole state.
+    s["nibble"] = {{"run", identity},
+                   {"samples_seen", order.visited()},
+                   {"rng", {{"seed", o.seed}, {"dropout_counter", step * o.grad_accum}}},
+                   {"pending_loss", log.pending_loss},
+                   {"pending_steps", log.pending},
+                   {"num_threads", ctx.num_threads()}};
+    w.WriteText("trainer_state.json", s.dump(2) + "\n");
+    w.Commit();
+    write_logs();
+    if (o.save_total_limit > 0) {
+      auto all = Checkpoints(o.out_dir);
+      for (size_t i = 0; i + static_cast<size_t>(o.save_total_limit) < all.size(); ++i)
+        if (all[i].first != step && !io::RemoveOutputDir(all[i].second.string()))
+          note(fmt::format("{}: holds files nibble did not write; not removed", all[i].second.string()));
     }
-    if (o.on_step) o.on_step(st);
-  }
-  r.steps = o.max_steps;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.tokens_per_s = static_cast<double>(r.tokens) / r.seconds;
+    note(fmt::format("saved {}", path));
+  };
 
-  if (tc.method == train::Method::kLora) {
-    train::WriteLoraAdapter(out.atomic(), *tr.lora(), tr.index(), tr.params(), o.model_path);
-    out.Add("adapter_config.json");
-    out.Add("adapter_model.safetensors");
-  } else {
-    WriteFullModel(out, *loaded, tr);
+  if (has_val && start == 0) r.first_eval_loss = evaluate(0);
+  const size_t B = tc.batch_size, accum = static_cast<size_t>(tc.grad_accum);
+  std::vector<train::PaddedBatch> pb(accum);
+  std::vector<train::TokenBatch> tb(accum);
+  std::vector<size_t> ids(B);
+  const auto t0 = std::chrono::steady_clock::now();
+  // A run resumed from its last step's checkpoint already holds that step's evaluation.
+  bool evaluated_last = start > 0 && !log.rows.empty() && log.rows.back().contains("eval_loss") &&
+                        log.rows.back()["step"].get<int64_t>() == start;
+  for (int64_t s = start; s < tc.max_steps; ++s) {
+    size_t step_tokens = 0;
+    for (size_t k = 0; k < accum; ++k) {
+      for (size_t b = 0; b < B; ++b) ids[b] = order.Next();
+      train::FillPadded(d.train, ids, pad, &pb[k]);
+      tb[k] = {pb[k].tokens, pb[k].targets, pb[k].B, pb[k].T};
+      step_tokens += pb[k].B * pb[k].T;
+    }
+    const auto ts = std::chrono::steady_clock::now();
+    const train::StepResult sr = tr.Step(tb);
+    const auto te = std::chrono::steady_clock::now();
+    if (s == start) r.first_loss = sr.loss;
+    r.last_loss = sr.loss;
+    r.tokens += step_tokens;
+    log.pending_loss += sr.loss;
+    ++log.pending;
+    if (sr.step % o.logging_steps == 0 || sr.step == tc.max_steps) {
+      // HF Trainer's log_history row: the mean training loss since the last row.
+      log.rows.push_back({{"step", sr.step},
+                          {"loss", log.pending_loss / static_cast<double>(log.pending)},
+                          {"learning_rate", sr.lr},
+                          {"grad_norm", sr.grad_norm},
+                          {"epoch", order.epoch()}});
+      log.pending_loss = 0;
+      log.pending = 0;
+    }
+    if (o.on_step)
+      o.on_step({sr.step, tc.max_steps, sr.loss, sr.lr, sr.grad_norm, order.epoch(),
+                 static_cast<double>(step_tokens) / std::chrono::duration<double>(te - ts).count(),
+                 std::chrono::duration<double>(te - t0).count()});
+    evaluated_last = false;
+    if (has_val && o.eval_every > 0 && sr.step % o.eval_every == 0) {
+      r.last_eval_loss = evaluate(sr.step);
+      evaluated_last = true;
+    }
+    if (o.save_every > 0 && sr.step % o.save_every == 0) save(sr.step);
   }
-  out.WriteText("metrics.jsonl", metrics);
-  r.files = out.Commit();
+  if (has_val && !evaluated_last) r.last_eval_loss = evaluate(tc.max_steps);
+  r.steps = tc.max_steps;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.tokens_per_s = r.seconds > 0 ? static_cast<double>(r.tokens) / r.seconds : 0;
+
+  {
+    const std::string stage = (fs::path(o.out_dir) / kStage).string();
+    api::HfDirWriter w(stage, false, inputs);
+    WriteOutputs(w, o, *loaded, tr);
+    w.WriteText("metrics.jsonl", log.Jsonl());
+    w.WriteText("loss.svg", log.Svg(title));
+    r.files = w.Commit();
+    MoveStagedFiles(o.out_dir);
+  }
 
   const train::TrainMemory mem = tr.memory();
   r.weight_bytes = mem.weights;

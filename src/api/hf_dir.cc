@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "io/gguf.h"
+#include "io/safetensors.h"
+#include "kernels/convert.h"
 #include "io/text_file.h"
 #include "nibble/error.h"
 #include "tokenizer/hf_tokenizer_writer.h"
@@ -104,14 +106,59 @@ void WriteTokenizerFiles(HfDirWriter& out, const ModelSource& src, const tokeniz
                 tokenizer::TokenizerConfigJsonFromVocab(*vocab, model_max_length, chat_template));
 }
 
-void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols) {
+void WriteHfModel(HfDirWriter& out, const LoadedModel& m, const model::ParamIndex& index, const float* params,
+                  DType dtype) {
+  const model::LlamaConfig& c = m.config;
+  const bool meta_rope = c.rope_layout == kernels::RopeLayout::kAdjacentPairs;
+  std::vector<std::vector<float>> permuted;
+  std::vector<std::vector<uint8_t>> cast;
+  std::vector<io::SafetensorsWriteTensor> tensors;
+  for (const model::ParamEntry& e : index.entries()) {
+    const float* p = params + e.offset;
+    const bool q = e.name.find("self_attn.q_proj.") != std::string::npos;
+    const bool k = e.name.find("self_attn.k_proj.") != std::string::npos;
+    if (meta_rope && (q || k)) {
+      std::vector<float>& v = permuted.emplace_back(p, p + e.count);
+      const int64_t cols = e.shape.rank() == 2 ? e.shape[1] : 1;
+      PermuteMetaToHf(v.data(), q ? c.num_attention_heads : c.num_key_value_heads, c.HeadDim(), cols);
+      p = v.data();
+    }
+    if (dtype == DType::kF32) {
+      tensors.push_back({e.name, DType::kF32, e.shape, {reinterpret_cast<const uint8_t*>(p), e.count * sizeof(float)}});
+    } else {
+      std::vector<uint8_t>& b = cast.emplace_back(DTypeBytes(dtype, e.count));
+      kernels::ConvertFromF32Parallel(1, dtype, p, b.data(), e.count);
+      tensors.push_back({e.name, dtype, e.shape, b});
+    }
+  }
+  io::WriteSafetensors(out.File("model.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
+  out.Add("model.safetensors");
+  const char* torch_dtype = dtype == DType::kBF16 ? "bfloat16" : dtype == DType::kF16 ? "float16" : "float32";
+  nlohmann::json config;
+  if (m.source.format() == FileFormat::kSafetensors) {
+    const fs::path d = fs::is_directory(m.source.path()) ? fs::path(m.source.path()) : fs::path(m.source.path()).parent_path();
+    config = io::ReadJsonObject((d / "config.json").string(), "config.json");
+    config.erase("quantization_config");
+    config.erase("dtype");
+    config["torch_dtype"] = torch_dtype;
+  } else {
+    config = LlamaConfigToHfJson(c, torch_dtype, m.tokenizer ? &m.tokenizer->vocab() : nullptr);
+  }
+  out.WriteText("config.json", config.dump(2) + "\n");
+  WriteTokenizerFiles(out, m.source, m.tokenizer ? &m.tokenizer->vocab() : nullptr, c.max_position_embeddings);
+}
+
+void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols, bool inverse) {
   const int64_t half = head_dim / 2;
   std::vector<float> tmp(static_cast<size_t>(head_dim * cols));
   for (int64_t h = 0; h < heads; ++h) {
     float* head = data + h * head_dim * cols;
     for (int64_t j = 0; j < 2; ++j)
       for (int64_t i = 0; i < half; ++i)
-        std::copy_n(head + (2 * i + j) * cols, cols, tmp.data() + (j * half + i) * cols);
+        if (inverse)
+          std::copy_n(head + (j * half + i) * cols, cols, tmp.data() + (2 * i + j) * cols);
+        else
+          std::copy_n(head + (2 * i + j) * cols, cols, tmp.data() + (j * half + i) * cols);
     std::copy(tmp.begin(), tmp.end(), head);
   }
 }

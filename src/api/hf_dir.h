@@ -8,7 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "api/model_loader.h"
 #include "api/model_source.h"
+#include "model/param_index.h"
 #include "io/atomic_writer.h"
 #include "model/llama_config.h"
 #include "tokenizer/vocab.h"
@@ -51,9 +53,18 @@ nlohmann::json LlamaConfigToHfJson(const model::LlamaConfig& c, std::string_view
 void WriteTokenizerFiles(HfDirWriter& out, const ModelSource& src, const tokenizer::Vocab* vocab,
                          int64_t model_max_length);
 
+// A whole model as a Hugging Face directory from a flat f32 buffer of every role (laid out
+// by `index` under the HF names, in nibble's row order): model.safetensors in `dtype`
+// (q/k rows back in HF's rotate-half order for a Meta-layout source), config.json (the
+// source's own for an HF source, without quantization_config) and the tokenizer files.
+// Used by full fine-tuning and `nibble merge`.
+void WriteHfModel(HfDirWriter& out, const LoadedModel& m, const model::ParamIndex& index, const float* params,
+                  DType dtype);
+
 // Rows of a q_proj / k_proj weight (or bias) stored in Meta's adjacent-pair RoPE order
 // (llama2.c, GGUF) reordered to Hugging Face's rotate-half order: for each head of Dh
 // rows, HF row j*Dh/2 + i is Meta row 2i + j. data: [heads*Dh, cols] f32, in place.
-void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols);
+// `inverse`: from HF's order back to Meta's.
+void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols, bool inverse = false);
 
 }  // namespace nibble::api

@@ -41,6 +41,7 @@ Model::Impl::Impl(const ModelOptions& o) : options(o), ctx(o.num_threads) {
   const api::LoadOptions lo = api::LoadOptionsFrom(o);
   loaded = api::LoadModel(o.model_path, lo, ctx);
   warnings = api::Int8OptionWarnings(*loaded, lo);
+  if (!o.adapter_path.empty()) adapter = api::AttachLoraAdapter(*loaded, o.adapter_path, &warnings);
 }
 
 Model::Model(const ModelOptions& options) : impl_(std::make_unique<Impl>(options)) {}

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "api/adapter.h"
 #include "api/model_loader.h"
 #include "core/exec_context.h"
 #include "nibble/model.h"
@@ -19,6 +20,7 @@ struct Model::Impl {
 
   ModelOptions options;
   ExecContext ctx;  // owns the converted weights: declared (so destroyed after) before `loaded`
+  std::unique_ptr<api::AttachedAdapter> adapter;  // outlives the model that points into it
   std::unique_ptr<api::LoadedModel> loaded;
   std::vector<std::string> warnings;
 };
@@ -37,6 +39,7 @@ ModelOptions ModelOptionsFrom(const RunOptions& o) {
   m.tokenizer_path = o.tokenizer_path;
   m.allow_nonfinite = o.allow_nonfinite;
   m.num_threads = o.num_threads;
+  if constexpr (requires { o.adapter_path; }) m.adapter_path = o.adapter_path;
   if constexpr (requires { o.weight_dtype; }) m.weight_dtype = ParseWeightDtype(o.weight_dtype);
   if constexpr (requires { o.int8_activations; }) m.int8_activations = o.int8_activations;
   if constexpr (requires { o.int8_classifier; }) m.int8_classifier = o.int8_classifier;

@@ -109,4 +109,9 @@ std::string FindDefaultTokenizer(const std::string& model_path);
 // ConfigError asking for -t when neither exists.
 std::string FindHfTokenizer(const std::string& model_path);
 
+// The model's own chat template: GGUF 'tokenizer.chat_template', or chat_template.jinja /
+// tokenizer_config.json 'chat_template' (a string, or the list entry named "default")
+// beside HF weights; nullopt when it has none. FormatError / ConfigError for a malformed one.
+std::optional<std::string> FindModelChatTemplate(const LoadedModel& m);
+
 }  // namespace nibble::api

@@ -96,6 +96,14 @@ void CheckOverwriteTarget(const std::string& out, const std::vector<std::string>
 // do not exist are skipped.
 void CheckNotAnInput(const std::string& out, const std::vector<std::string>& inputs);
 
+// True for a file name nibble writes into a model, adapter or fine-tuning run directory
+// (and a writer's temporary of one): the names CheckOverwriteTarget accepts.
+bool IsNibbleOutputName(std::string_view name);
+
+// Removes a directory nibble wrote (a run's checkpoint-N): its nibble files, then the
+// directory. False, leaving it as it is, when it holds anything else.
+bool RemoveOutputDir(const std::string& path);
+
 // IoError when the file system holding OUT (or its parent, when OUT does not exist yet)
 // has fewer than `bytes` free for this user: "needs X for <what>, Y free".
 void CheckFreeSpace(const std::string& out, uint64_t bytes, std::string_view what);

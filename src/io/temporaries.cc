@@ -106,7 +106,7 @@ bool IsModelDirEntry(std::string_view n) {
       "config.json",          "generation_config.json", "model.safetensors", "model.safetensors.index.json",
       "tokenizer.json",       "tokenizer_config.json",  "tokenizer.model",   "special_tokens_map.json",
       "added_tokens.json",    "chat_template.jinja",    "adapter_config.json", "adapter_model.safetensors",
-      "metrics.jsonl",        "loss.svg"};
+      "metrics.jsonl",        "loss.svg",               "optimizer.safetensors", "trainer_state.json"};
   for (std::string_view k : kNames)
     if (n == k) return true;
   // model-00001-of-00003.safetensors
@@ -372,5 +372,9 @@ std::vector<std::string> RemoveStaleTemporaries(const std::string& out_in) {
   ::closedir(d);
   return notes;
 }
+
+bool IsNibbleOutputName(std::string_view name) { return detail::IsRemovableEntry(name); }
+
+bool RemoveOutputDir(const std::string& path) { return detail::RemoveModelDir(path); }
 
 }  // namespace nibble::io

@@ -23,7 +23,7 @@ float*& ModelGrads::Slot(const RoleAt& r) {
 
 BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch,
                                    int threads)
-    : batch_(batch) {
+    : batch_(batch), capacity_(batch) {
   const size_t N = batch.rows(), D = static_cast<size_t>(c.hidden_size), F = static_cast<size_t>(c.intermediate_size);
   const size_t QD = static_cast<size_t>(c.QDim()), KVD = static_cast<size_t>(c.KvDim());
   const size_t L = static_cast<size_t>(c.num_hidden_layers), half = static_cast<size_t>(c.HeadDim()) / 2;
@@ -67,6 +67,13 @@ BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const Lla
   sin_ = take(batch.T * half);
   scores_ = take(static_cast<size_t>(std::max(1, threads)) * batch.T);
   tokens_.resize(N);
+}
+
+void BatchActivations::Reshape(const Batch& b) {
+  if (b.B < 1 || b.T < 1 || b.B > capacity_.B || b.T > capacity_.T || b.start_pos != capacity_.start_pos)
+    throw ShapeError(fmt::format("batch {}x{} does not fit the {}x{} activations", b.B, b.T, capacity_.B, capacity_.T));
+  batch_ = b;
+  tokens_.resize(b.rows());
 }
 
 void ForwardBatch(const LlamaModel& model, std::span<const int32_t> tokens, BatchActivations& acts,

@@ -23,6 +23,10 @@ class BatchActivations {
   BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch, int threads);
 
   const Batch& batch() const { return batch_; }
+  // Runs the next batches as `b` (B and T no larger than the batch constructed with: the
+  // buffers are used from their start, so a shorter padded batch costs only its rows).
+  // ShapeError otherwise.
+  void Reshape(const Batch& b);
   std::span<const LayerActivations> layers() const { return layers_; }
   float* final_in() const { return layers_.back().out; }  // [N, D] the last layer's output
   float* final_out() const { return final_out_; }         // [N, D] model.norm(final_in)
@@ -36,7 +40,7 @@ class BatchActivations {
   size_t logits_bytes() const { return logits_t_.num_bytes(); }
 
  private:
-  Batch batch_;
+  Batch batch_, capacity_;
   Tensor acts_, logits_t_;
   std::vector<LayerActivations> layers_;
   std::vector<int32_t> tokens_;

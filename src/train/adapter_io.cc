@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 
 #include "io/atomic_writer.h"
@@ -53,6 +54,54 @@ void WriteLoraAdapter(io::AtomicDir& dir, const peft::LoraModel& lora, const mod
     tensors.push_back({e.name, DType::kF32, e.shape, {p, e.count * sizeof(float)}});
   }
   io::WriteSafetensors(dir.File("adapter_model.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
+}
+
+AdapterSummary ReadAdapterSummary(const std::string& dir) {
+  const fs::path d = fs::is_directory(dir) ? fs::path(dir) : fs::path(dir).parent_path();
+  const std::string cfg_path = (d / "adapter_config.json").string();
+  const std::string st_path = (d / "adapter_model.safetensors").string();
+  const nlohmann::json j = io::ReadJsonObject(cfg_path, "adapter_config.json");
+  AdapterSummary s;
+  s.peft_type = j.value("peft_type", "");
+  if (s.peft_type != "LORA")
+    throw ConfigError(fmt::format("{}: 'peft_type': expected \"LORA\", got \"{}\"", cfg_path, s.peft_type));
+  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() < 1)
+    throw ConfigError(fmt::format("{}: 'r': missing or not a positive integer", cfg_path));
+  s.r = j["r"].get<int64_t>();
+  if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+    s.base_model = j["base_model_name_or_path"].get<std::string>();
+  const io::SafetensorsFile f = io::SafetensorsFile::Open(st_path);
+  struct Pair {
+    const io::SafetensorsTensor *a = nullptr, *b = nullptr;
+  };
+  std::map<std::string, Pair> modules;
+  const std::string prefix = "base_model.model.";
+  for (const io::SafetensorsTensor& t : f.tensors()) {
+    const bool is_a = t.name.ends_with(".lora_A.weight"), is_b = t.name.ends_with(".lora_B.weight");
+    if (!t.name.starts_with(prefix) || !(is_a || is_b))
+      throw ConfigError(fmt::format("{}: tensor '{}' is not a LoRA weight (expected base_model.model.<module>."
+                                    "lora_A.weight or lora_B.weight)",
+                                    st_path, t.name));
+    const std::string module = t.name.substr(prefix.size(), t.name.size() - prefix.size() - 14);
+    if (t.shape.rank() != 2)
+      throw ConfigError(fmt::format("{}: tensor '{}': expected 2 dimensions, got shape {}", st_path, t.name,
+                                    t.shape.ToString()));
+    if ((is_a ? t.shape[0] : t.shape[1]) != s.r)
+      throw ConfigError(fmt::format("{}: tensor '{}': shape {} does not have rank r = {} of adapter_config.json",
+                                    st_path, t.name, t.shape.ToString(), s.r));
+    (is_a ? modules[module].a : modules[module].b) = &t;
+  }
+  for (const auto& [module, p] : modules)
+    if (p.a == nullptr || p.b == nullptr)
+      throw ConfigError(fmt::format("{}: module '{}' has lora_{} but not lora_{}", st_path, module, p.a ? "A" : "B",
+                                    p.a ? "B" : "A"));
+  if (modules.empty()) throw ConfigError(fmt::format("{}: holds no LoRA tensors", st_path));
+  s.modules = modules.size();
+  s.example_module = modules.begin()->first;
+  s.architecture = s.example_module.starts_with("model.layers.") || s.example_module == "lm_head" ? "llama"
+                   : s.example_module.starts_with("transformer.h.")                               ? "gpt2"
+                                                                                                  : "unknown";
+  return s;
 }
 
 peft::LoraConfig ReadLoraConfig(const std::string& dir, std::vector<std::string>* warnings) {
@@ -117,30 +166,54 @@ peft::LoraConfig ReadLoraConfig(const std::string& dir, std::vector<std::string>
 }
 
 void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params) {
-  const std::string path =
-      fs::is_directory(dir) ? (fs::path(dir) / "adapter_model.safetensors").string() : dir;
+  ReadParamTensors(fs::is_directory(dir) ? (fs::path(dir) / "adapter_model.safetensors").string() : dir, index,
+                   params);
+}
+
+void ReadParamTensors(const std::string& path, const model::ParamIndex& index, float* params, std::string_view prefix) {
   const io::SafetensorsFile f = io::SafetensorsFile::Open(path);
   std::set<std::string> expected;
   for (const model::ParamEntry& e : index.entries()) {
-    expected.insert(e.name);
-    const io::SafetensorsTensor* t = f.FindTensor(e.name);
-    if (t == nullptr) throw ConfigError(fmt::format("{}: tensor '{}' is missing", path, e.name));
+    const std::string name = std::string(prefix) + e.name;
+    expected.insert(name);
+    const io::SafetensorsTensor* t = f.FindTensor(name);
+    if (t == nullptr) throw ConfigError(fmt::format("{}: tensor '{}' is missing", path, name));
     if (!(t->shape == e.shape))
-      throw ConfigError(fmt::format("{}: tensor '{}': expected shape {}, got {}", path, e.name, e.shape.ToString(),
+      throw ConfigError(fmt::format("{}: tensor '{}': expected shape {}, got {}", path, name, e.shape.ToString(),
                                     t->shape.ToString()));
     if (t->dtype != DType::kF32 && t->dtype != DType::kBF16 && t->dtype != DType::kF16)
-      throw ConfigError(fmt::format("{}: tensor '{}': expected F32, BF16 or F16, got {}", path, e.name,
+      throw ConfigError(fmt::format("{}: tensor '{}': expected F32, BF16 or F16, got {}", path, name,
                                     DTypeName(t->dtype)));
     if (t->data.size() != DTypeBytes(t->dtype, e.count))
-      throw ConfigError(fmt::format("{}: tensor '{}': {} bytes for {} elements", path, e.name, t->data.size(), e.count));
+      throw ConfigError(fmt::format("{}: tensor '{}': {} bytes for {} elements", path, name, t->data.size(), e.count));
     kernels::ConvertToF32(t->dtype, t->data.data(), params + e.offset, e.count);
   }
   for (const io::SafetensorsTensor& t : f.tensors()) {
-    if (!expected.count(t.name))
-      throw ConfigError(fmt::format("{}: tensor '{}' belongs to no targeted module of this model (check "
+    if (t.name.starts_with(prefix) && !expected.count(t.name))
+      throw ConfigError(fmt::format("{}: tensor '{}' belongs to no trainable parameter of this run (check "
                                     "target_modules and the base model)",
                                     path, t.name));
   }
+}
+
+void WriteOptimizerState(io::AtomicDir& dir, const model::ParamIndex& index, const float* m, const float* v) {
+  std::vector<std::string> names;
+  names.reserve(2 * index.entries().size());
+  std::vector<io::SafetensorsWriteTensor> tensors;
+  for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
+    const float* src = kind[7] == '.' ? m : v;
+    for (const model::ParamEntry& e : index.entries()) {
+      names.push_back(kind + e.name);
+      const auto* p = reinterpret_cast<const uint8_t*>(src + e.offset);
+      tensors.push_back({names.back(), DType::kF32, e.shape, {p, e.count * sizeof(float)}});
+    }
+  }
+  io::WriteSafetensors(dir.File("optimizer.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
+}
+
+void ReadOptimizerState(const std::string& file, const model::ParamIndex& index, float* m, float* v) {
+  ReadParamTensors(file, index, m, "exp_avg.");
+  ReadParamTensors(file, index, v, "exp_avg_sq.");
 }
 
 }  // namespace nibble::train

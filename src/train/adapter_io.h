@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/param_index.h"
@@ -22,6 +23,18 @@ namespace nibble::train {
 void WriteLoraAdapter(io::AtomicDir& dir, const peft::LoraModel& lora, const model::ParamIndex& index,
                       const float* params, const std::string& base_model);
 
+// What an adapter directory holds, read and checked without a model: adapter_config.json's
+// peft_type, r and base model, and every tensor of adapter_model.safetensors named
+// "base_model.model.<module>.lora_A.weight" / "lora_B.weight", A [r, in] and B [out, r]
+// in pairs. `architecture` is "llama" (model.layers.N...), "gpt2" (transformer.h.N...)
+// or "unknown". ConfigError naming the file and tensor otherwise.
+struct AdapterSummary {
+  std::string peft_type, base_model, architecture, example_module;
+  int64_t r = 0;
+  size_t modules = 0;
+};
+AdapterSummary ReadAdapterSummary(const std::string& dir);
+
 // adapter_config.json of `dir` (a directory, or the adapter_config.json itself) as a
 // LoraConfig. ConfigError naming the file and key: peft_type other than LORA, a missing
 // r, a feature nibble does not implement (use_dora, lora_bias, layer_replication,
@@ -34,5 +47,16 @@ peft::LoraConfig ReadLoraConfig(const std::string& dir, std::vector<std::string>
 // ConfigError naming the file and tensor when one is missing, has another shape or a
 // dtype other than F32/BF16/F16, or the file holds a tensor the index does not.
 void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params);
+
+// The same for any safetensors file: tensor prefix + entry name for each entry of `index`;
+// only the file's tensors that start with `prefix` must all belong to the index.
+void ReadParamTensors(const std::string& file, const model::ParamIndex& index, float* params,
+                      std::string_view prefix = "");
+
+// AdamW's moments as optimizer.safetensors in `dir`: "exp_avg.<param>" and
+// "exp_avg_sq.<param>" (torch's state names) for every entry of `index`, f32, exactly as
+// the trainer holds them, so a resumed run continues bit for bit.
+void WriteOptimizerState(io::AtomicDir& dir, const model::ParamIndex& index, const float* m, const float* v);
+void ReadOptimizerState(const std::string& file, const model::ParamIndex& index, float* m, float* v);
 
 }  // namespace nibble::train

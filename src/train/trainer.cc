@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "core/check.h"
 #include "kernels/convert.h"
@@ -101,43 +100,65 @@ Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecC
 
 Trainer::~Trainer() = default;
 
-double Trainer::MicroBatch(std::span<const int32_t> tokens, std::span<const int32_t> targets, float scale,
-                           bool backward, uint64_t rng_counter) {
+double Trainer::MicroBatch(const TokenBatch& b, float scale, bool backward, uint64_t rng_counter, size_t* counted) {
+  NB_CHECK(b.B >= 1 && b.B <= config_.batch_size && b.T >= 1 && b.T <= config_.seq_len &&
+               b.tokens.size() == b.B * b.T && b.targets.size() == b.tokens.size(),
+           "micro-batch {}x{} ({} tokens, {} targets) outside {}x{}", b.B, b.T, b.tokens.size(), b.targets.size(),
+           config_.batch_size, config_.seq_len);
+  acts_->Reshape(model::Batch{b.B, b.T, 0});
   const model::LinearCall call{ctx_.num_threads(), &scratch_alloc_, backward, rng_counter, model_->quant_policy()};
-  model::ForwardBatch(*model_, tokens, *acts_, call);
+  model::ForwardBatch(*model_, b.tokens, *acts_, call);
   const model::LlamaConfig& c = model_->config();
-  size_t counted = 0;
-  const double sum = kernels::CrossEntropy(ctx_.num_threads(), acts_->logits(), targets.data(),
-                                           backward ? acts_->logits() : nullptr, targets.size(),
-                                           static_cast<size_t>(c.vocab_size), kIgnoreIndex, scale, &counted);
+  size_t n = 0;
+  const double sum = kernels::CrossEntropy(ctx_.num_threads(), acts_->logits(), b.targets.data(),
+                                           backward ? acts_->logits() : nullptr, b.targets.size(),
+                                           static_cast<size_t>(c.vocab_size), kIgnoreIndex, scale, &n);
+  if (counted != nullptr) *counted = n;
   if (backward) model::BackwardBatch(*model_, *acts_, acts_->logits(), model_grads_, call);
   return sum;
 }
 
+std::vector<TokenBatch> Trainer::FixedShape(std::span<const int32_t> tokens, std::span<const int32_t> targets) const {
+  const size_t per = config_.batch_size * config_.seq_len;
+  NB_CHECK(targets.size() == tokens.size() && tokens.size() % per == 0, "got {} tokens, {} targets for {}-token batches",
+           tokens.size(), targets.size(), per);
+  std::vector<TokenBatch> m;
+  for (size_t k = 0; k < tokens.size(); k += per)
+    m.push_back({tokens.subspan(k, per), targets.subspan(k, per), config_.batch_size, config_.seq_len});
+  return m;
+}
+
 double Trainer::ComputeGradients(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                                  size_t* counted) {
-  const size_t per = config_.batch_size * config_.seq_len;
-  const size_t micro = static_cast<size_t>(config_.grad_accum);
-  NB_CHECK(tokens.size() == per * micro && targets.size() == tokens.size(), "step got {} tokens, {} targets",
-           tokens.size(), targets.size());
+  const std::vector<TokenBatch> m = FixedShape(tokens, targets);
+  return ComputeGradients(m, counted);
+}
+
+double Trainer::ComputeGradients(std::span<const TokenBatch> micro, size_t* counted) {
+  const size_t n_micro = static_cast<size_t>(config_.grad_accum);
+  NB_CHECK(micro.size() == n_micro, "step got {} micro-batches, expected {}", micro.size(), n_micro);
   size_t n = 0;
-  for (int32_t t : targets) n += t != kIgnoreIndex;
+  for (const TokenBatch& b : micro)
+    for (int32_t t : b.targets) n += t != kIgnoreIndex;
   *counted = n;
   if (n == 0) throw ConfigError(fmt::format("step {}: no target token counts in the loss", step_ + 1));
   std::memset(grads_.data(), 0, grads_.num_bytes());
   const float scale = 1.0f / static_cast<float>(n);
   double sum = 0;
-  for (size_t k = 0; k < micro; ++k) {  // a distinct dropout counter per micro-batch of each step
-    sum += MicroBatch(tokens.subspan(k * per, per), targets.subspan(k * per, per), scale, true,
-                      static_cast<uint64_t>(step_) * micro + k);
-  }
+  for (size_t k = 0; k < n_micro; ++k)  // a distinct dropout counter per micro-batch of each step
+    sum += MicroBatch(micro[k], scale, true, static_cast<uint64_t>(step_) * n_micro + k, nullptr);
   return sum / static_cast<double>(n);
 }
 
 StepResult Trainer::Step(std::span<const int32_t> tokens, std::span<const int32_t> targets) {
+  const std::vector<TokenBatch> m = FixedShape(tokens, targets);
+  return Step(m);
+}
+
+StepResult Trainer::Step(std::span<const TokenBatch> micro) {
   StepResult r;
   r.step = step_ + 1;
-  r.loss = ComputeGradients(tokens, targets, &r.tokens);
+  r.loss = ComputeGradients(micro, &r.tokens);
   if (!std::isfinite(r.loss))
     throw ConfigError(fmt::format("step {}: the loss is {}; stopping before the update (lower --lr, or check the "
                                   "data)",
@@ -165,10 +186,26 @@ double Trainer::Evaluate(std::span<const int32_t> tokens, std::span<const int32_
   double sum = 0;
   size_t n = 0;
   for (size_t k = 0; k + per <= tokens.size(); k += per) {
-    sum += MicroBatch(tokens.subspan(k, per), targets.subspan(k, per), 1.0f, false, 0);
-    for (size_t i = k; i < k + per; ++i) n += targets[i] != kIgnoreIndex;
+    size_t c = 0;
+    sum += EvaluateBatch({tokens.subspan(k, per), targets.subspan(k, per), config_.batch_size, config_.seq_len}, &c);
+    n += c;
   }
   return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
+double Trainer::EvaluateBatch(const TokenBatch& b, size_t* counted) {
+  return MicroBatch(b, 1.0f, false, 0, counted);
+}
+
+void Trainer::Restore(int64_t step, const float* params, const float* m, const float* v) {
+  NB_CHECK(step >= 0, "restore to step {}", step);
+  const size_t n = index_.total();
+  std::memcpy(params_.data(), params, n * sizeof(float));
+  if (step > 0) {
+    std::memcpy(m_.data(), m, n * sizeof(float));
+    std::memcpy(v_.data(), v, n * sizeof(float));
+  }
+  step_ = step;
 }
 
 double EvaluateLoss(const model::LlamaModel& model, std::span<const int32_t> tokens, std::span<const int32_t> targets,
@@ -200,42 +237,5 @@ TrainMemory Trainer::memory() const {
   m.scratch = scratch_alloc_.peak_bytes();
   return m;
 }
-
-// ---- data ----
-
-PackedText::PackedText(std::vector<int32_t> stream, size_t seq_len, const std::string& source)
-    : stream_(std::move(stream)), seq_len_(seq_len), windows_(stream_.size() / seq_len) {
-  if (windows_ == 0)
-    throw ConfigError(fmt::format("{}: the text has {} tokens, fewer than one window of --seq-len {}", source,
-                                  stream_.size(), seq_len));
-}
-
-void PackedText::Fill(size_t w, int32_t* tokens, int32_t* targets) const {
-  const int32_t* src = stream_.data() + w * seq_len_;
-  std::copy_n(src, seq_len_, tokens);
-  std::copy_n(src + 1, seq_len_ - 1, targets);
-  targets[seq_len_ - 1] = kIgnoreIndex;
-}
-
-WindowOrder::WindowOrder(size_t num_windows, uint64_t seed) : n_(num_windows), seed_(seed) { Shuffle(); }
-
-void WindowOrder::Shuffle() {
-  perm_.resize(n_);
-  for (size_t i = 0; i < n_; ++i) perm_[i] = i;
-  std::mt19937_64 rng(seed_ + 0x9E3779B97F4A7C15ull * (epoch_ + 1));
-  for (size_t i = n_; i > 1; --i) std::swap(perm_[i - 1], perm_[static_cast<size_t>(rng() % i)]);
-  pos_ = 0;
-}
-
-size_t WindowOrder::Next() {
-  if (pos_ == n_) {
-    ++epoch_;
-    Shuffle();
-  }
-  ++visited_;
-  return perm_[pos_++];
-}
-
-double WindowOrder::epoch() const { return static_cast<double>(visited_) / static_cast<double>(n_); }
 
 }  // namespace nibble::train

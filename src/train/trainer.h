@@ -54,6 +54,13 @@ struct TrainMemory {
   size_t scratch = 0;      // temporaries inside forward and backward (peak)
 };
 
+// One micro-batch: B sequences of T tokens each (B ≤ batch_size, T ≤ seq_len), and their
+// targets (kIgnoreIndex where no loss counts, padding included).
+struct TokenBatch {
+  std::span<const int32_t> tokens, targets;
+  size_t B = 0, T = 0;
+};
+
 struct StepResult {
   int64_t step = 0;        // optimizer steps taken, this one included
   double loss = 0;         // mean over the step's non-ignored tokens
@@ -85,13 +92,26 @@ class Trainer {
   // ConfigError naming the step when the loss or the gradient norm is NaN or infinite
   // (nothing is updated then), or when no target counts.
   StepResult Step(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+  // The same over grad_accum micro-batches of any shape within batch_size × seq_len (padded
+  // instruction data: each micro-batch as long as its longest sequence).
+  StepResult Step(std::span<const TokenBatch> micro);
 
   // The first half of Step: gradients of the mean loss into grads() (not clipped, no
   // update). Returns the loss; *counted gets the number of targets that counted.
   double ComputeGradients(std::span<const int32_t> tokens, std::span<const int32_t> targets, size_t* counted);
+  double ComputeGradients(std::span<const TokenBatch> micro, size_t* counted);
 
   // Mean loss over tokens/targets (batch_size · seq_len per micro-batch), no update.
   double Evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+  // Summed loss of one micro-batch (no dropout, no update); *counted gets its counted targets.
+  double EvaluateBatch(const TokenBatch& b, size_t* counted);
+
+  // AdamW's first and second moments (index().total() floats each; meaningful once step() ≥ 1).
+  const float* exp_avg() const { return static_cast<const float*>(m_.data()); }
+  const float* exp_avg_sq() const { return static_cast<const float*>(v_.data()); }
+  // Puts the trainer where a checkpoint left it: `step` optimizer steps taken, the
+  // parameters and moments as saved (index().total() floats each; m and v ignored at step 0).
+  void Restore(int64_t step, const float* params, const float* m, const float* v);
 
   const model::LlamaModel& model() const { return *model_; }  // with the trained parameters bound
   const model::ParamIndex& index() const { return index_; }
@@ -108,8 +128,8 @@ class Trainer {
  private:
   // Forward (+ backward with d(logits) scaled by `scale`) of one micro-batch; returns the
   // summed loss of its counted targets. rng_counter seeds the adapters' dropout masks.
-  double MicroBatch(std::span<const int32_t> tokens, std::span<const int32_t> targets, float scale, bool backward,
-                    uint64_t rng_counter);
+  double MicroBatch(const TokenBatch& b, float scale, bool backward, uint64_t rng_counter, size_t* counted);
+  std::vector<TokenBatch> FixedShape(std::span<const int32_t> tokens, std::span<const int32_t> targets) const;
 
   TrainConfig config_;
   ExecContext& ctx_;
@@ -121,39 +141,6 @@ class Trainer {
   model::ModelGrads model_grads_;
   std::unique_ptr<model::BatchActivations> acts_;
   int64_t step_ = 0;
-};
-
-// Plain text packed into training windows as transformers' run_clm group_texts does:
-// the token stream cut into consecutive blocks of seq_len (the remainder dropped); the
-// labels of a block are its tokens, shifted by one inside the model, so each block
-// predicts seq_len − 1 tokens.
-class PackedText {
- public:
-  // ConfigError when the stream holds fewer than seq_len tokens.
-  PackedText(std::vector<int32_t> stream, size_t seq_len, const std::string& source);
-  size_t num_windows() const { return windows_; }
-  size_t seq_len() const { return seq_len_; }
-  // Window w's tokens and targets (targets[t] = tokens[t + 1], the last kIgnoreIndex).
-  void Fill(size_t w, int32_t* tokens, int32_t* targets) const;
-
- private:
-  std::vector<int32_t> stream_;
-  size_t seq_len_, windows_;
-};
-
-// The order windows are visited in: each epoch a fresh seeded permutation (the HF
-// Trainer's RandomSampler reshuffles every epoch). Next() returns the window and advances.
-class WindowOrder {
- public:
-  WindowOrder(size_t num_windows, uint64_t seed);
-  size_t Next();
-  double epoch() const;  // windows visited / num_windows, as the HF Trainer's fractional epoch
-
- private:
-  void Shuffle();
-  size_t n_, pos_ = 0, visited_ = 0;
-  uint64_t seed_, epoch_ = 0;
-  std::vector<size_t> perm_;
 };
 
 }  // namespace nibble::train

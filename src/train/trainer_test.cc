@@ -186,35 +186,66 @@ TEST(EvaluateLoss, EqualsTheInferenceForwardsMeanNll) {
   EXPECT_EQ(EvaluateLoss(*t.m, std::span(tokens).first(T), std::span(targets).first(T), 2, T, ctx), 0.0);
 }
 
-TEST(PackedText, WindowsAsRunClmGroupTexts) {
-  std::vector<int32_t> stream(23);
-  for (int32_t i = 0; i < 23; ++i) stream[static_cast<size_t>(i)] = i;
-  const PackedText p(stream, 5, "x.txt");
-  EXPECT_EQ(p.num_windows(), 4u);  // 3 trailing tokens dropped
-  int32_t tok[5], tgt[5];
-  p.Fill(2, tok, tgt);
-  EXPECT_EQ(std::vector<int32_t>(tok, tok + 5), (std::vector<int32_t>{10, 11, 12, 13, 14}));
-  EXPECT_EQ(std::vector<int32_t>(tgt, tgt + 5), (std::vector<int32_t>{11, 12, 13, 14, kIgnoreIndex}));
-  try {
-    PackedText(std::vector<int32_t>(4), 5, "short.txt");
-    FAIL();
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("short.txt: the text has 4 tokens"), std::string::npos);
+// A right-padded batch (padding tokens arbitrary, their targets ignored) gives the
+// gradients of its sequences run unpadded, each at its own length: causal attention keeps
+// padding out of the real positions. Two sequences of 8 and 5 tokens in one 2×8 batch
+// against micro-batches of 1×8 and 1×5; f32 rounding (1e-5 of the largest gradient).
+TEST(Trainer, PaddedBatchEqualsItsSequencesUnpadded) {
+  for (const Method method : {Method::kFull, Method::kLora}) {
+    Tiny tiny;
+    ExecContext ctx(2);
+    Trainer padded(*tiny.m, Config(method, 2, 1), ctx);
+    Trainer separate(*tiny.m, Config(method, 2, 2), ctx);
+    std::mt19937 rng(5);
+    std::vector<int32_t> a(8), ta(8), b(5), tb(5);
+    for (auto* v : {&a, &ta, &b, &tb})
+      for (int32_t& x : *v) x = static_cast<int32_t>(rng() % 40);
+    ta[0] = kIgnoreIndex;
+    std::vector<int32_t> tokens(a), targets(ta);
+    tokens.insert(tokens.end(), b.begin(), b.end());
+    targets.insert(targets.end(), tb.begin(), tb.end());
+    for (int i = 0; i < 3; ++i) {
+      tokens.push_back(39 - i);  // padding: any token
+      targets.push_back(kIgnoreIndex);
+    }
+    size_t n1 = 0, n2 = 0;
+    const TokenBatch one[] = {{tokens, targets, 2, 8}};
+    const TokenBatch two[] = {{a, ta, 1, 8}, {b, tb, 1, 5}};
+    const double l1 = padded.ComputeGradients(one, &n1), l2 = separate.ComputeGradients(two, &n2);
+    ASSERT_EQ(n1, 12u);
+    ASSERT_EQ(n2, 12u);
+    EXPECT_NEAR(l1, l2, 1e-6 * l1);
+    float scale = 0;
+    for (size_t i = 0; i < padded.index().total(); ++i) scale = std::max(scale, std::fabs(padded.grads()[i]));
+    ASSERT_GT(scale, 0);
+    for (size_t i = 0; i < padded.index().total(); ++i)
+      ASSERT_NEAR(padded.grads()[i], separate.grads()[i], 1e-5f * scale) << i;
   }
 }
 
-TEST(WindowOrder, EachEpochVisitsEveryWindowOnceInASeededOrder) {
-  WindowOrder a(10, 3), b(10, 3), c(10, 4);
-  std::vector<size_t> first, second, other;
-  for (int i = 0; i < 10; ++i) first.push_back(a.Next());
-  for (int i = 0; i < 10; ++i) second.push_back(a.Next());
-  for (int i = 0; i < 10; ++i) other.push_back(c.Next());
-  EXPECT_EQ(std::set<size_t>(first.begin(), first.end()).size(), 10u);
-  EXPECT_EQ(std::set<size_t>(second.begin(), second.end()).size(), 10u);
-  EXPECT_NE(first, second);  // reshuffled
-  EXPECT_NE(first, other);   // seeded
-  for (size_t w : first) EXPECT_EQ(b.Next(), w);
-  EXPECT_DOUBLE_EQ(a.epoch(), 2.0);
+// Restore puts a fresh trainer where another left off: the next steps are bit-identical.
+TEST(Trainer, RestoreContinuesBitForBit) {
+  for (const Method method : {Method::kFull, Method::kLora}) {
+    Tiny tiny;
+    ExecContext ctx(2);
+    TrainConfig cfg = Config(method, 2, 1);
+    cfg.lora.lora_dropout = 0.25;  // the masks depend on the step counter, which Restore sets
+    Trainer a(*tiny.m, cfg, ctx), b(*tiny.m, cfg, ctx);
+    std::mt19937 rng(9);
+    std::vector<std::vector<int32_t>> batches(5, std::vector<int32_t>(16));
+    for (auto& v : batches)
+      for (int32_t& x : v) x = static_cast<int32_t>(rng() % 40);
+    for (int s = 0; s < 2; ++s) a.Step(batches[s], batches[s + 1]);
+    b.Restore(a.step(), a.params(), a.exp_avg(), a.exp_avg_sq());
+    for (int s = 2; s < 4; ++s) {
+      const StepResult ra = a.Step(batches[s], batches[s + 1]), rb = b.Step(batches[s], batches[s + 1]);
+      EXPECT_EQ(ra.step, rb.step);
+      EXPECT_EQ(ra.loss, rb.loss);
+      EXPECT_EQ(ra.grad_norm, rb.grad_norm);
+      EXPECT_EQ(ra.lr, rb.lr);
+    }
+    EXPECT_EQ(std::memcmp(a.params(), b.params(), a.index().total() * sizeof(float)), 0);
+  }
 }
 
 }  // namespace

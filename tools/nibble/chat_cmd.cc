@@ -215,6 +215,7 @@ std::function<int()> AddChat(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("chat", "Chat with an instruction-tuned model using its chat template");
   cmd->add_option("-m,--model", o.model_path, "GGUF file, llama2.c .bin, or HF safetensors file/directory")->required();
   cmd->add_option("-t,--tokenizer", o.tokenizer_path, "Tokenizer file (default: the model's own)");
+  cmd->add_option("-a,--adapter", o.adapter_path, "PEFT LoRA adapter directory, applied unmerged");
   cmd->add_option("--template", o.template_path,
                   "Jinja2 chat template file (default: the model's GGUF tokenizer.chat_template or "
                   "tokenizer_config.json chat_template)");

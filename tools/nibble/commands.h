@@ -21,6 +21,7 @@ std::function<int()> AddQuantize(CLI::App& app);
 std::function<int()> AddDequantize(CLI::App& app);
 std::function<int()> AddExport(CLI::App& app);
 std::function<int()> AddFinetune(CLI::App& app);
+std::function<int()> AddMerge(CLI::App& app);
 
 // Prints a perplexity report: PPL and counts to stdout, warnings and the summary line
 // to stderr (shared by `perplexity` and `demo`).

@@ -85,6 +85,7 @@ std::function<int()> AddGenerate(CLI::App& app) {
   cmd->add_option("-t,--tokenizer", o.tokenizer_path,
                   "Tokenizer file (GGUF vocabulary or llama2.c tokenizer .bin); default: the model's own, or "
                   "tok512.bin/tokenizer.bin beside a llama2.c model");
+  cmd->add_option("-a,--adapter", o.adapter_path, "PEFT LoRA adapter directory, applied unmerged");
   cmd->add_option("-p,--prompt", o.prompt, "Prompt text (default: empty, i.e. start from BOS)");
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from FILE");
   cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS or the context is full)")

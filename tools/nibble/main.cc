@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   const auto dequantize = nibble::cli::AddDequantize(app);
   const auto export_hf = nibble::cli::AddExport(app);
   const auto finetune = nibble::cli::AddFinetune(app);
+  const auto merge = nibble::cli::AddMerge(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
     else if (app.got_subcommand("dequantize")) rc = dequantize();
     else if (app.got_subcommand("export")) rc = export_hf();
     else if (app.got_subcommand("finetune")) rc = finetune();
+    else if (app.got_subcommand("merge")) rc = merge();
   } catch (const nibble::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "nibble: error: {}\n", e.what());

@@ -80,6 +80,7 @@ std::function<int()> AddPerplexity(CLI::App& app) {
       ->required();
   cmd->add_option("-t,--tokenizer", o->tokenizer_path,
                   "Tokenizer file (GGUF vocabulary or llama2.c tokenizer .bin); default: the model's own");
+  cmd->add_option("-a,--adapter", o->adapter_path, "PEFT LoRA adapter directory, applied unmerged");
   cmd->add_option("-f,--file", o->text_path, "UTF-8 text to score (not with --kl-divergence: the file has the tokens)");
   cmd->add_option("-c,--ctx", o->ctx,
                   "Window length in tokens (llama.cpp's default; more than the model declares is allowed with a "
