@@ -28,7 +28,7 @@ std::unique_ptr<AttachedAdapter> AttachLoraAdapter(LoadedModel& m, const std::st
     throw ConfigError(fmt::format("{}: {}", dir, e.what()));
   }
   a->params.assign(a->index.total(), 0.0f);
-  train::ReadLoraWeights(dir, a->index, a->params.data());
+  train::ReadLoraWeights(dir, a->index, a->params.data(), &m.config);
   model::LlamaWeights w = m.model->weights();
   for (const model::RoleAt& r : a->lora->targets())
     if (r.Linear(w)->adapter != nullptr)

@@ -372,24 +372,19 @@ bool PrepareRunDir(const FinetuneOptions& o, bool resuming, const std::vector<st
 // The trained parameters of a checkpoint or final output, read back into `params`.
 void ReadTrainedParams(const std::string& dir, const api::LoadedModel& m, const train::Trainer& tr, float* params) {
   if (tr.config().method == train::Method::kLora) {
-    train::ReadLoraWeights(dir, tr.index(), params);
+    train::ReadLoraWeights(dir, tr.index(), params, &m.config);
     return;
   }
   train::ReadParamTensors((fs::path(dir) / "model.safetensors").string(), tr.index(), params);
-  const model::LlamaConfig& c = m.config;
-  if (c.rope_layout != kernels::RopeLayout::kAdjacentPairs) return;
-  for (const model::ParamEntry& e : tr.index().entries()) {
-    const bool q = e.name.find("self_attn.q_proj.") != std::string::npos;
-    const bool k = e.name.find("self_attn.k_proj.") != std::string::npos;
-    if (q || k)
-      api::PermuteMetaToHf(params + e.offset, q ? c.num_attention_heads : c.num_key_value_heads, c.HeadDim(),
-                           e.shape.rank() == 2 ? e.shape[1] : 1, /*inverse=*/true);
-  }
+  for (const model::ParamEntry& e : tr.index().entries())
+    if (const int64_t heads = model::RopeRowHeads(m.config, e.name))
+      model::PermuteRopeRows(params + e.offset, heads, m.config.HeadDim(), e.shape.rank() == 2 ? e.shape[1] : 1,
+                             /*to_hf=*/false);
 }
 
 void WriteOutputs(api::HfDirWriter& w, const FinetuneOptions& o, const api::LoadedModel& m, const train::Trainer& tr) {
   if (tr.config().method == train::Method::kLora) {
-    train::WriteLoraAdapter(w.atomic(), *tr.lora(), tr.index(), tr.params(), o.model_path);
+    train::WriteLoraAdapter(w.atomic(), *tr.lora(), tr.index(), tr.params(), o.model_path, m.config);
     w.Add("adapter_config.json");
     w.Add("adapter_model.safetensors");
   } else {

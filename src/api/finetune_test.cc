@@ -99,7 +99,7 @@ TEST(Finetune, LoraLowersTheLossAndItsAdapterLoadsBack) {
   model::ParamIndex index;
   const peft::LoraModel lora(base->config, lc, index, 0);
   std::vector<float> params(index.total(), 0.0f);
-  train::ReadLoraWeights(out, index, params.data());
+  train::ReadLoraWeights(out, index, params.data(), &base->config);
   model::LlamaWeights w = base->model->weights();
   lora.Attach(index, params.data(), nullptr, w);
   const model::LlamaModel tuned(base->config, w);

@@ -109,18 +109,14 @@ void WriteTokenizerFiles(HfDirWriter& out, const ModelSource& src, const tokeniz
 void WriteHfModel(HfDirWriter& out, const LoadedModel& m, const model::ParamIndex& index, const float* params,
                   DType dtype) {
   const model::LlamaConfig& c = m.config;
-  const bool meta_rope = c.rope_layout == kernels::RopeLayout::kAdjacentPairs;
   std::vector<std::vector<float>> permuted;
   std::vector<std::vector<uint8_t>> cast;
   std::vector<io::SafetensorsWriteTensor> tensors;
   for (const model::ParamEntry& e : index.entries()) {
     const float* p = params + e.offset;
-    const bool q = e.name.find("self_attn.q_proj.") != std::string::npos;
-    const bool k = e.name.find("self_attn.k_proj.") != std::string::npos;
-    if (meta_rope && (q || k)) {
+    if (const int64_t heads = model::RopeRowHeads(c, e.name)) {
       std::vector<float>& v = permuted.emplace_back(p, p + e.count);
-      const int64_t cols = e.shape.rank() == 2 ? e.shape[1] : 1;
-      PermuteMetaToHf(v.data(), q ? c.num_attention_heads : c.num_key_value_heads, c.HeadDim(), cols);
+      model::PermuteRopeRows(v.data(), heads, c.HeadDim(), e.shape.rank() == 2 ? e.shape[1] : 1);
       p = v.data();
     }
     if (dtype == DType::kF32) {
@@ -149,18 +145,7 @@ void WriteHfModel(HfDirWriter& out, const LoadedModel& m, const model::ParamInde
 }
 
 void PermuteMetaToHf(float* data, int64_t heads, int64_t head_dim, int64_t cols, bool inverse) {
-  const int64_t half = head_dim / 2;
-  std::vector<float> tmp(static_cast<size_t>(head_dim * cols));
-  for (int64_t h = 0; h < heads; ++h) {
-    float* head = data + h * head_dim * cols;
-    for (int64_t j = 0; j < 2; ++j)
-      for (int64_t i = 0; i < half; ++i)
-        if (inverse)
-          std::copy_n(head + (j * half + i) * cols, cols, tmp.data() + (2 * i + j) * cols);
-        else
-          std::copy_n(head + (2 * i + j) * cols, cols, tmp.data() + (j * half + i) * cols);
-    std::copy(tmp.begin(), tmp.end(), head);
-  }
+  model::PermuteRopeRows(data, heads, head_dim, cols, !inverse);
 }
 
 }  // namespace nibble::api

@@ -16,6 +16,7 @@
 #include "nibble/error.h"
 #include "nibble/finetune.h"
 #include "nibble/model.h"
+#include "nibble/quantize.h"
 #include "train/adapter_io.h"
 #include "util/test_paths.h"
 
@@ -43,7 +44,7 @@ void MakeAdapter(const model::LlamaConfig& c, const std::string& dir, bool rslor
   std::vector<float> p(index.total());
   lora.Init(index, p.data());
   io::AtomicDir d(dir, false, {});
-  train::WriteLoraAdapter(d, lora, index, p.data(), "base");
+  train::WriteLoraAdapter(d, lora, index, p.data(), "base", c);
   d.Commit();
 }
 
@@ -143,6 +144,45 @@ TEST(Merge, MergedLogitsEqualTheUnmergedAdapter) {
   mo.adapter_path = adapter;
   const Model m(mo);
   EXPECT_EQ(m.num_layers(), plain->config.num_hidden_layers);
+  fs::remove_all(dir);
+}
+
+// An adapter saved for stories260K.bin (held in Meta's RoPE row order) is in PEFT's HF row
+// order: applied to the model's HF export (rotate-half rows) it gives the logits it gives
+// on the .bin (f32 rounding of the two RoPE layouts: 1e-4 of the largest logit), and the
+// q_proj/k_proj lora_B rows in the file are the HF permutation of the trainer's.
+TEST(Adapter, MetaOrderModelsAdapterIsInHfRowOrder) {
+  const std::string bin = test::SharedData("llama2c-stories260K/stories260K.bin");
+  const std::string dir = Temp("order"), adapter = dir + "/adapter", hf = dir + "/hf";
+  fs::create_directories(dir);
+  ExecContext ctx(2);
+  api::LoadOptions lo;
+  auto a = api::LoadModel(bin, lo, ctx);
+  ASSERT_EQ(a->config.rope_layout, kernels::RopeLayout::kAdjacentPairs);
+  MakeAdapter(a->config, adapter, false);
+  QuantizeOptions q;
+  q.method = "none";
+  q.dtype = "f32";
+  Quantize(bin, hf, q);
+  auto b = api::LoadModel(hf, lo, ctx);
+  ASSERT_EQ(b->config.rope_layout, kernels::RopeLayout::kRotateHalf);
+  std::vector<std::string> warnings;
+  const auto aa = api::AttachLoraAdapter(*a, adapter, &warnings);
+  const auto ab = api::AttachLoraAdapter(*b, adapter, &warnings);
+  const std::vector<int32_t> tokens = a->tokenizer->Encode("Lily and Tom went to the park to play.", true, false);
+  const std::vector<float> la = Logits(*a, tokens), lb = Logits(*b, tokens);
+  float top = 0;
+  for (float v : la) top = std::max(top, std::fabs(v));
+  for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], lb[i], 1e-4f * top) << i;
+  // In memory the .bin's adapter holds q_proj's B in Meta order, the file in HF's.
+  const io::SafetensorsFile f = io::SafetensorsFile::Open(adapter + "/adapter_model.safetensors");
+  const std::string name = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
+  std::vector<float> file = F32(*f.FindTensor(name));
+  model::PermuteRopeRows(file.data(), a->config.num_attention_heads, a->config.HeadDim(), 4, /*to_hf=*/false);
+  for (const model::ParamEntry& e : aa->index.entries())
+    if (e.name == name) {
+      EXPECT_EQ(std::memcmp(file.data(), aa->params.data() + e.offset, file.size() * 4), 0);
+    }
   fs::remove_all(dir);
 }
 

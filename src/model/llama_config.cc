@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "nibble/error.h"
 
@@ -107,6 +109,27 @@ std::vector<float> LlamaConfig::RopeInvFreq() const {
     }
   }
   return inv;
+}
+
+void PermuteRopeRows(float* data, int64_t heads, int64_t head_dim, int64_t cols, bool to_hf) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> tmp(static_cast<size_t>(head_dim * cols));
+  for (int64_t h = 0; h < heads; ++h) {
+    float* head = data + h * head_dim * cols;
+    for (int64_t j = 0; j < 2; ++j)
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t meta = 2 * i + j, hf = j * half + i;
+        std::copy_n(head + (to_hf ? meta : hf) * cols, cols, tmp.data() + (to_hf ? hf : meta) * cols);
+      }
+    std::copy(tmp.begin(), tmp.end(), head);
+  }
+}
+
+int64_t RopeRowHeads(const LlamaConfig& c, std::string_view hf_name) {
+  if (c.rope_layout != kernels::RopeLayout::kAdjacentPairs) return 0;
+  if (hf_name.find("self_attn.q_proj.") != std::string_view::npos) return c.num_attention_heads;
+  if (hf_name.find("self_attn.k_proj.") != std::string_view::npos) return c.num_key_value_heads;
+  return 0;
 }
 
 }  // namespace nibble::model

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "kernels/rope.h"
@@ -60,5 +61,16 @@ struct LlamaConfig {
   int64_t QDim() const { return num_attention_heads * HeadDim(); }     // H·Dh
   int64_t KvDim() const { return num_key_value_heads * HeadDim(); }    // KV·Dh
 };
+
+// Rows of a q_proj / k_proj weight, bias or LoRA B [heads·Dh, cols] stored in Meta's
+// adjacent-pair RoPE order (llama2.c, GGUF: RopeLayout::kAdjacentPairs) reordered to Hugging
+// Face's rotate-half order, in place: for each head of Dh rows, HF row j·Dh/2 + i is Meta
+// row 2i + j. `to_hf` false reorders back.
+void PermuteRopeRows(float* data, int64_t heads, int64_t head_dim, int64_t cols, bool to_hf = true);
+
+// The head count to permute a tensor by when a model in Meta's order exchanges it with HF
+// files: num_attention_heads for a name holding "self_attn.q_proj.", num_key_value_heads
+// for "self_attn.k_proj."; 0 for any other name or a model already in HF's order.
+int64_t RopeRowHeads(const LlamaConfig& c, std::string_view hf_name);
 
 }  // namespace nibble::model

@@ -16,8 +16,18 @@
 namespace nibble::train {
 namespace fs = std::filesystem;
 
+namespace {
+
+// The heads to permute a LoRA tensor's rows by between HF's order and `c`'s (lora_B of
+// q_proj / k_proj of a Meta-order model), else 0.
+int64_t LoraRopeHeads(const model::LlamaConfig& c, const std::string& name) {
+  return name.ends_with(".lora_B.weight") ? model::RopeRowHeads(c, name) : 0;
+}
+
+}  // namespace
+
 void WriteLoraAdapter(io::AtomicDir& dir, const peft::LoraModel& lora, const model::ParamIndex& index,
-                      const float* params, const std::string& base_model) {
+                      const float* params, const std::string& base_model, const model::LlamaConfig& mc) {
   const peft::LoraConfig& c = lora.config();
   std::set<std::string> suffixes;
   for (const model::RoleAt& r : lora.targets()) {
@@ -49,9 +59,16 @@ void WriteLoraAdapter(io::AtomicDir& dir, const peft::LoraModel& lora, const mod
   dir.WriteFile("adapter_config.json", {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 
   std::vector<io::SafetensorsWriteTensor> tensors;
+  std::vector<std::vector<float>> permuted;
+  permuted.reserve(index.entries().size());
   for (const model::ParamEntry& e : index.entries()) {
-    const auto* p = reinterpret_cast<const uint8_t*>(params + e.offset);
-    tensors.push_back({e.name, DType::kF32, e.shape, {p, e.count * sizeof(float)}});
+    const float* src = params + e.offset;
+    if (const int64_t heads = LoraRopeHeads(mc, e.name)) {
+      std::vector<float>& v = permuted.emplace_back(src, src + e.count);
+      model::PermuteRopeRows(v.data(), heads, mc.HeadDim(), e.shape[1]);
+      src = v.data();
+    }
+    tensors.push_back({e.name, DType::kF32, e.shape, {reinterpret_cast<const uint8_t*>(src), e.count * sizeof(float)}});
   }
   io::WriteSafetensors(dir.File("adapter_model.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
 }
@@ -165,9 +182,14 @@ peft::LoraConfig ReadLoraConfig(const std::string& dir, std::vector<std::string>
   return c;
 }
 
-void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params) {
+void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params,
+                     const model::LlamaConfig* c) {
   ReadParamTensors(fs::is_directory(dir) ? (fs::path(dir) / "adapter_model.safetensors").string() : dir, index,
                    params);
+  if (c == nullptr) return;
+  for (const model::ParamEntry& e : index.entries())
+    if (const int64_t heads = LoraRopeHeads(*c, e.name))
+      model::PermuteRopeRows(params + e.offset, heads, c->HeadDim(), e.shape[1], /*to_hf=*/false);
 }
 
 void ReadParamTensors(const std::string& path, const model::ParamIndex& index, float* params, std::string_view prefix) {

@@ -19,9 +19,12 @@ namespace nibble::train {
 
 // Writes both files into `dir` (an AtomicDir's temporary, committed by the caller).
 // target_modules is saved as the explicit suffix list (PEFT expands all-linear before
-// saving); base_model is base_model_name_or_path.
+// saving); base_model is base_model_name_or_path. PEFT adapters are in Hugging Face's row
+// order: for a model held in Meta's RoPE order (llama2.c, GGUF: `c`), the rows of q_proj's
+// and k_proj's lora_B are written permuted to HF's (model::PermuteRopeRows), so PEFT on the
+// model's HF export computes the same.
 void WriteLoraAdapter(io::AtomicDir& dir, const peft::LoraModel& lora, const model::ParamIndex& index,
-                      const float* params, const std::string& base_model);
+                      const float* params, const std::string& base_model, const model::LlamaConfig& c);
 
 // What an adapter directory holds, read and checked without a model: adapter_config.json's
 // peft_type, r and base model, and every tensor of adapter_model.safetensors named
@@ -46,7 +49,10 @@ peft::LoraConfig ReadLoraConfig(const std::string& dir, std::vector<std::string>
 // Copies every tensor of `index` from adapter_model.safetensors in `dir` into params.
 // ConfigError naming the file and tensor when one is missing, has another shape or a
 // dtype other than F32/BF16/F16, or the file holds a tensor the index does not.
-void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params);
+// With `c` in Meta's RoPE order, q_proj's and k_proj's lora_B rows are permuted from HF's
+// order (as every PEFT adapter stores them) into the model's.
+void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, float* params,
+                     const model::LlamaConfig* c = nullptr);
 
 // The same for any safetensors file: tensor prefix + entry name for each entry of `index`;
 // only the file's tensors that start with `prefix` must all belong to the index.
