@@ -107,12 +107,17 @@ struct MergeOptions {
   std::string out_dir;
   std::string format = "hf";   // hf (GGUF output comes with the GGUF export)
   std::string dtype = "f32";   // f32 | bf16 | f16: the final cast of every weight
+  // Quantize the merged model again (QuantizeOptions::method: nf4 | fp4 | int8 | ...;
+  // empty: write it unquantized). The rounding this adds is measured and warned about.
+  std::string quantize;
+  bool double_quant = false;   // with nf4 / fp4
   bool overwrite = false;
   int num_threads = 0;
 };
 
 struct MergeReport {
   uint64_t merged_modules = 0, params = 0, out_bytes = 0;
+  double requant_rms_error = 0, requant_max_error = 0;  // with `quantize`: against the merged f32 weights
   double seconds = 0;
   std::vector<std::string> files, warnings;
 };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <random>
 #include <filesystem>
 
 #include "api/adapter.h"
@@ -11,7 +12,9 @@
 #include "core/exec_context.h"
 #include "kernels/convert.h"
 #include "nibble/error.h"
+#include "io/atomic_writer.h"
 #include "nibble/finetune.h"
+#include "nibble/quantize.h"
 #include "quant/qtensor.h"
 
 namespace nibble {
@@ -62,7 +65,16 @@ MergeReport Merge(const MergeOptions& o) {
   auto m = api::LoadModel(o.model_path, lo, ctx);
   MergeReport r;
   const auto adapter = api::AttachLoraAdapter(*m, o.adapter_path, &r.warnings);
-  api::HfDirWriter out(o.out_dir, o.overwrite, {o.model_path, o.adapter_path});
+  // With --quantize the merged model goes to a temporary first (named as the atomic writers
+  // name theirs, so a killed run's is removed by the next), then Quantize writes OUT.
+  const bool requant = !o.quantize.empty();
+  if (requant && dtype != DType::kF32)
+    throw ConfigError("merge: --quantize quantizes the f32 merge; leave --dtype at f32 (the unquantized tensors are "
+                      "written as --quantize's own default)");
+  const std::string dest = requant ? io::TempNameFor(o.out_dir, std::random_device{}()) : o.out_dir;
+  if (requant && fs::exists(o.out_dir) && !o.overwrite)
+    throw ConfigError(fmt::format("{}: exists; pass --overwrite to replace it", o.out_dir));
+  api::HfDirWriter out(dest, o.overwrite && !requant, {o.model_path, o.adapter_path});
 
   // Every weight as f32 under its HF name; quantized Linears dequantized.
   const model::LlamaConfig& c = m->config;
@@ -106,6 +118,28 @@ MergeReport Merge(const MergeOptions& o) {
   r.params = index.num_params();
   api::WriteHfModel(out, *m, index, params.data(), dtype);
   r.files = out.Commit();
+  if (requant) {
+    QuantizeOptions q;
+    q.method = o.quantize;
+    q.double_quant = o.double_quant;
+    q.overwrite = o.overwrite;
+    q.num_threads = o.num_threads;
+    QuantizeReport qr;
+    try {
+      qr = Quantize(dest, o.out_dir, q);
+    } catch (...) {
+      io::RemoveOutputDir(dest);
+      throw;
+    }
+    io::RemoveOutputDir(dest);
+    r.files = qr.files;
+    r.requant_rms_error = qr.rms_error;
+    r.requant_max_error = qr.max_abs_error;
+    r.warnings.push_back(fmt::format("--quantize {}: the merged weights were rounded to {} again: RMS error {:.3g}, max "
+                                     "{:.3g} against the merged f32 weights{}",
+                                     o.quantize, o.quantize, qr.rms_error, qr.max_abs_error,
+                                     dequantized ? ", on top of the base's own quantization error" : ""));
+  }
   r.out_bytes = static_cast<uint64_t>(fs::file_size(fs::path(o.out_dir) / "model.safetensors"));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

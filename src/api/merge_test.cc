@@ -231,6 +231,54 @@ TEST(Adapter, AnotherModelsAdapterIsRefusedNamingTheTensor) {
   fs::remove_all(dir);
 }
 
+// A bitsandbytes NF4 base (QLoRA's): the merge dequantizes it (warned), and the merged
+// model's logits equal the adapter applied unmerged to the 4-bit base (f32 compute: both
+// use the same dequantized weights; 1e-4 of the largest logit). --quantize nf4 writes a
+// 4-bit checkpoint again and reports the rounding it added.
+TEST(Merge, IntoAQuantizedBaseDequantizesAndCanRequantize) {
+  const std::string bin = test::SharedData("llama2c-stories260K/stories260K.bin");
+  const std::string dir = Temp("nf4"), nf4 = dir + "/nf4", adapter = dir + "/adapter";
+  fs::create_directories(dir);
+  QuantizeOptions q;
+  q.method = "nf4";
+  q.double_quant = true;
+  q.skip_modules = {};  // every Linear quantized
+  Quantize(bin, nf4, q);
+  ExecContext ctx(2);
+  api::LoadOptions lo;
+  auto base = api::LoadModel(nf4, lo, ctx);
+  MakeAdapter(base->config, adapter, false);
+  MergeOptions o;
+  o.model_path = nf4;
+  o.adapter_path = adapter;
+  o.out_dir = dir + "/merged";
+  const MergeReport r = Merge(o);
+  ASSERT_FALSE(r.warnings.empty());
+  bool warned = false;
+  for (const std::string& w : r.warnings) warned |= w.find("dequantized before the merge") != std::string::npos;
+  EXPECT_TRUE(warned);
+  std::vector<std::string> warnings;
+  const auto attached = api::AttachLoraAdapter(*base, adapter, &warnings);
+  auto merged = api::LoadModel(o.out_dir, lo, ctx);
+  const std::vector<int32_t> tokens = base->tokenizer->Encode("The cat sat on the mat.", true, false);
+  const std::vector<float> l1 = Logits(*base, tokens), l2 = Logits(*merged, tokens);
+  float top = 0;
+  for (float v : l1) top = std::max(top, std::fabs(v));
+  for (size_t i = 0; i < l1.size(); ++i) ASSERT_NEAR(l1[i], l2[i], 1e-4f * top) << i;
+
+  o.out_dir = dir + "/requant";
+  o.quantize = "nf4";
+  o.double_quant = true;
+  const MergeReport rq = Merge(o);
+  EXPECT_GT(rq.requant_rms_error, 0);
+  EXPECT_TRUE(fs::exists(dir + "/requant/config.json"));
+  auto requant = api::LoadModel(dir + "/requant", lo, ctx);
+  EXPECT_TRUE(requant->quant_config.has_value());
+  for (const auto& e : fs::directory_iterator(dir))  // the f32 merge in between is gone
+    EXPECT_EQ(e.path().filename().string().find(".nibble-tmp-"), std::string::npos) << e.path();
+  fs::remove_all(dir);
+}
+
 // ---- PEFT's own adapters (tests/golden/peft, scripts/goldens/make_peft_goldens.py) ----
 
 struct PeftCase {

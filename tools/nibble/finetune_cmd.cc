@@ -186,12 +186,17 @@ std::function<int()> AddMerge(CLI::App& app) {
   cmd->add_option("-o,--out,--output_dir", o->out_dir, "Output Hugging Face directory")->required();
   cmd->add_option("--format", o->format, "hf")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "f32 | bf16 | f16: the cast after the f32 merge")->capture_default_str();
+  cmd->add_option("--quantize", o->quantize,
+                  "Quantize the merged model again: nf4 | fp4 | int8 | int8-absmax | int8-zeropoint | int4 (the added "
+                  "rounding is measured and printed)");
+  cmd->add_flag("--double-quant", o->double_quant, "With --quantize nf4 | fp4: bnb_4bit_use_double_quant");
   cmd->add_flag("--overwrite", o->overwrite, "Replace an existing OUT that holds only nibble's files");
   AddThreadsFlag(cmd, o->num_threads);
   cmd->footer(
       "Examples:\n"
       "  nibble merge -m SmolLM2-135M-Instruct/ -a /tmp/smollm2-gsm8k -o /tmp/smollm2-gsm8k-merged\n"
       "  nibble merge -m smollm2-nf4/ -a adapter/ --dtype bf16 -o merged-bf16   # a 4-bit base is dequantized\n"
+      "  nibble merge -m smollm2-nf4/ -a adapter/ --quantize nf4 --double-quant -o merged-nf4   # QLoRA's recipe\n"
       "The merged weights are W + s*B*A in f32 (the product summed in double, as PEFT on CPU), then cast to\n"
       "--dtype. Check the result against the unmerged adapter: nibble perplexity -m BASE -a ADAPTER ...\n");
   return [o] {
