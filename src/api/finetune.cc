@@ -539,21 +539,35 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
   Log log;
   int64_t start = 0;
   if (!ckpt.empty()) {
-    const size_t n = tr.index().total();
-    std::vector<float> params(n), m(n), v(n);
-    ReadTrainedParams(ckpt, *loaded, tr, params.data());
-    start = state.at("global_step").get<int64_t>();
-    if (start < 1 || start > tc.max_steps)
-      throw ConfigError(fmt::format("--resume-from-checkpoint {}: global_step {} is outside 1..{}", ckpt, start,
-                                    tc.max_steps));
-    train::ReadOptimizerState((fs::path(ckpt) / "optimizer.safetensors").string(), tr.index(), m.data(), v.data());
-    tr.Restore(start, params.data(), m.data(), v.data());
-    const nlohmann::json& nb = state["nibble"];
-    order.Seek(nb.at("samples_seen").get<uint64_t>());
-    log.pending_loss = nb.at("pending_loss").get<double>();
-    log.pending = nb.at("pending_steps").get<int64_t>();
-    for (const nlohmann::json& r : state.at("log_history")) log.rows.push_back(r);
-    note(fmt::format("resumed from {} at step {} of {}", ckpt, start, tc.max_steps));
+    try {
+      const size_t n = tr.index().total();
+      std::vector<float> params(n), m(n), v(n);
+      ReadTrainedParams(ckpt, *loaded, tr, params.data());
+      start = state.at("global_step").get<int64_t>();
+      if (start < 1 || start > tc.max_steps)
+        throw ConfigError(fmt::format("--resume-from-checkpoint {}: global_step {} is outside 1..{}", ckpt, start,
+                                      tc.max_steps));
+      train::ReadOptimizerState((fs::path(ckpt) / "optimizer.safetensors").string(), tr.index(), m.data(), v.data());
+      tr.Restore(start, params.data(), m.data(), v.data());
+      const nlohmann::json& nb = state["nibble"];
+      order.Seek(nb.at("samples_seen").get<uint64_t>());
+      log.pending_loss = nb.at("pending_loss").get<double>();
+      log.pending = nb.at("pending_steps").get<int64_t>();
+      for (const nlohmann::json& r : state.at("log_history")) {
+        if (!r.is_object() || !r.contains("step")) throw ConfigError("a log_history row without 'step'");
+        log.rows.push_back(r);
+      }
+      note(fmt::format("resumed from {} at step {} of {}", ckpt, start, tc.max_steps));
+      if (nb.value("num_threads", 0) != ctx.num_threads())
+        note(fmt::format("the checkpoint ran on {} threads, this run on {}: the remaining losses may differ from an "
+                         "uninterrupted run in their last bits (a norm's gradient is summed per thread)",
+                         nb.value("num_threads", 0), ctx.num_threads()));
+    } catch (const nlohmann::json::exception& e) {
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: trainer_state.json: {}", ckpt, e.what()));
+    } catch (const ConfigError& e) {
+      if (std::string_view(e.what()).starts_with("--resume")) throw;
+      throw ConfigError(fmt::format("--resume-from-checkpoint {}: {}", ckpt, e.what()));
+    }
   }
 
   FinetuneReport r;

@@ -284,6 +284,17 @@ TEST(FinetuneProduct, ResumingAnotherRunIsRefusedNamingTheField) {
   EXPECT_NE(resumed([&](FinetuneOptions& r) { r.model_path = dir + "/m/stories260K.bin"; }).find("'model/weights' differs"),
             std::string::npos);
   EXPECT_FALSE(fs::exists(dir + "/other"));  // refused before anything was written
+  {  // a damaged trainer_state.json: named, not a crash
+    fs::create_directories(dir + "/damaged");
+    fs::copy(dir + "/run/checkpoint-2", dir + "/damaged/checkpoint-2", fs::copy_options::recursive);
+    nlohmann::json st = nlohmann::json::parse(ReadAll(dir + "/damaged/checkpoint-2/trainer_state.json"));
+    st["nibble"].erase("samples_seen");
+    std::ofstream(dir + "/damaged/checkpoint-2/trainer_state.json") << st.dump();
+    FinetuneOptions r = o;
+    r.out_dir = dir + "/other";
+    r.resume_from = dir + "/damaged/checkpoint-2";
+    EXPECT_NE(Message(r).find("trainer_state.json"), std::string::npos) << Message(r);
+  }
   // "latest" in a directory without checkpoints, and a run directory holding a stranger.
   FinetuneOptions l = o;
   l.out_dir = dir + "/empty";
