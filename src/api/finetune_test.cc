@@ -191,14 +191,14 @@ FinetuneOptions ProductOptions(const std::string& method, const std::string& dat
   o.data_path = data;
   o.template_name = "none";  // Alpaca's preamble alone is ~70 tok512 tokens
   o.seq_len = 64;
-  o.batch_size = 4;
+  o.batch_size = 2;  // small: these runs are repeated under the sanitizers
   o.grad_accum = 2;
-  o.max_steps = 6;
+  o.max_steps = 4;
   o.val_split = 0.1;
   o.eval_every = 2;
   o.save_every = 2;
   o.lora_dropout = 0.1;  // the dropout masks must resume too
-  o.warmup_steps = 2;
+  o.warmup_steps = 1;
   o.lr_scheduler = "cosine";
   return o;
 }
@@ -231,7 +231,7 @@ TEST(FinetuneProduct, ResumeFromACheckpointContinuesBitForBit) {
     }
     const FinetuneReport ra = Finetune(o);
     EXPECT_GT(ra.val_examples, 0u);
-    for (const char* c : {"checkpoint-2", "checkpoint-4", "checkpoint-6"})
+    for (const char* c : {"checkpoint-2", "checkpoint-4"})
       EXPECT_TRUE(fs::exists(fs::path(a) / c / "trainer_state.json")) << c;
     o.out_dir = b;
     o.resume_from = a + "/checkpoint-2";
@@ -239,12 +239,12 @@ TEST(FinetuneProduct, ResumeFromACheckpointContinuesBitForBit) {
     EXPECT_EQ(rb.resumed_from_step, 2);
     const std::string ma = ReadAll(fs::path(a) / "metrics.jsonl"), mb = ReadAll(fs::path(b) / "metrics.jsonl");
     EXPECT_NE(ma.find("\"eval_loss\""), std::string::npos);
-    EXPECT_EQ(std::count(ma.begin(), ma.end(), '\n'), 6 + 4);  // 6 training rows, eval at 0, 2, 4, 6
+    EXPECT_EQ(std::count(ma.begin(), ma.end(), '\n'), 4 + 3);  // 4 training rows, eval at 0, 2, 4
     EXPECT_EQ(ma, mb);
     const char* weights = method == "lora" ? "adapter_model.safetensors" : "model.safetensors";
     EXPECT_EQ(ReadAll(fs::path(a) / weights), ReadAll(fs::path(b) / weights));
-    EXPECT_EQ(ReadAll(fs::path(a) / "checkpoint-6" / "optimizer.safetensors"),
-              ReadAll(fs::path(b) / "checkpoint-6" / "optimizer.safetensors"));
+    EXPECT_EQ(ReadAll(fs::path(a) / "checkpoint-4" / "optimizer.safetensors"),
+              ReadAll(fs::path(b) / "checkpoint-4" / "optimizer.safetensors"));
     const std::string svg = ReadAll(fs::path(a) / "loss.svg");
     EXPECT_NE(svg.find("validation loss"), std::string::npos);
     EXPECT_NE(svg.find("optimizer step"), std::string::npos);
@@ -315,15 +315,16 @@ TEST(FinetuneProduct, SaveTotalLimitEpochsAndBadData) {
   const std::string data = StoriesJsonl(dir);
   FinetuneOptions o = ProductOptions("lora", data, dir + "/run");
   o.max_steps = -1;
-  o.epochs = 2;
+  o.epochs = 0.5;
   o.save_total_limit = 2;
   o.eval_every = 0;
   const FinetuneReport r = Finetune(o);
   const uint64_t n = r.windows + r.val_examples;  // examples kept after tokenization
   EXPECT_GE(n, 40u);
   EXPECT_EQ(r.val_examples, (n + 9) / 10);  // ceil(0.1 n)
-  const int64_t per_epoch = std::max<int64_t>(static_cast<int64_t>((r.windows + 3) / 4) / 2, 1);
-  EXPECT_EQ(r.steps, 2 * per_epoch);  // the HF Trainer's count for 2 epochs
+  const int64_t per_epoch = std::max<int64_t>(static_cast<int64_t>((r.windows + 1) / 2) / 2, 1);
+  EXPECT_EQ(r.steps, (per_epoch + 1) / 2);  // the HF Trainer's count: ceil(0.5 · per_epoch)
+  ASSERT_GE(r.steps, 4);
   std::vector<int64_t> kept;
   for (const auto& e : fs::directory_iterator(dir + "/run"))
     if (e.is_directory()) kept.push_back(std::stoll(e.path().filename().string().substr(11)));

@@ -1,6 +1,6 @@
 // kill -9 during fine-tuning's checkpoint saves (issue 14): the real CLI, killed through
-// the writers' fault injection (NIBBLE_CRASH_AT=k: SIGKILL at the k-th crash point) at an
-// even spread of points over a run that saves checkpoint-2, checkpoint-4 and its final
+// the writers' fault injection (NIBBLE_CRASH_AT=k: SIGKILL at the k-th crash point) at nine
+// points spread evenly over a run that saves checkpoint-2, checkpoint-4 and its final
 // files. After each kill every checkpoint-N on disk must be complete, and the run resumed
 // from "latest" (or started over when none exists yet) must end with the uninterrupted
 // run's metrics.jsonl and adapter, byte for byte.
@@ -31,7 +31,7 @@ TEST(FinetuneCrash, Kill9DuringASaveLeavesThePreviousCheckpointAndResumesBitForB
 
   int only_first = 0, resumed = 0, fresh = 0;
   std::set<long> ks;
-  for (int i = 1; i <= 14; ++i) ks.insert(std::max(1L, points * i / 15));
+  for (int i = 1; i <= 9; ++i) ks.insert(std::max(1L, points * i / 10));
   for (const long k : ks) {
     SCOPED_TRACE("killed at crash point " + std::to_string(k) + " of " + std::to_string(points));
     const std::string out = t.File("run" + std::to_string(k));
