@@ -151,13 +151,14 @@ FormattedExample FormatRecord(const InstructionRecord& r, PromptTemplate t, cons
   const std::string user = r.input.empty() ? r.instruction : r.instruction + "\n\n" + r.input;
   switch (t) {
     case PromptTemplate::kAuto:
-    case PromptTemplate::kNone: return {user, r.output, false};
+    case PromptTemplate::kNone: return {user, r.output, false, false};
     case PromptTemplate::kAlpaca:
       return {r.input.empty() ? fmt::format(fmt::runtime(kAlpacaNoInput), r.instruction)
                               : fmt::format(fmt::runtime(kAlpacaWithInput), r.instruction, r.input),
-              r.output, false};
+              r.output, false, false};
     case PromptTemplate::kChatml:
-      return {"<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n", r.output + "<|im_end|>\n", true};
+      return {"<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n", r.output + "<|im_end|>", false,
+              true};
     case PromptTemplate::kModel: {
       if (chat == nullptr) throw ConfigError("--template model: the model has no chat template");
       const std::vector<ChatMessage> turn = {{"user", user}};
@@ -168,7 +169,7 @@ FormattedExample FormatRecord(const InstructionRecord& r, PromptTemplate t, cons
         throw ConfigError("the chat template renders the user turn differently with and without the assistant's "
                           "reply; it cannot separate prompt from response");
       std::string completion = full.substr(prompt.size());
-      return {std::move(prompt), std::move(completion), true};
+      return {std::move(prompt), std::move(completion), true, true};
     }
   }
   return {};
@@ -224,8 +225,8 @@ ExampleSet TokenizeInstructions(const InstructionFile& f, const std::string& pat
     // Chat-rendered text carries its own BOS and turn tokens (apply_chat_template then
     // tokenizes with add_special_tokens=False); plain text gets the tokenizer's BOS.
     const bool add_special = !ex.chat;
-    const std::vector<int32_t> prompt = tok.Encode(ex.prompt, add_special, ex.chat);
-    std::vector<int32_t> ids = tok.Encode(ex.prompt + ex.completion, add_special, ex.chat);
+    const std::vector<int32_t> prompt = tok.Encode(ex.prompt, add_special, ex.parse_special);
+    std::vector<int32_t> ids = tok.Encode(ex.prompt + ex.completion, add_special, ex.parse_special);
     if (!ex.chat && eos != tokenizer::kNoToken && (ids.empty() || ids.back() != eos)) ids.push_back(eos);
     if (ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), ids.begin())) ++st.prefix_mismatch;
     size_t prompt_len = std::min(prompt.size(), ids.size());

@@ -52,7 +52,8 @@ enum class PromptTemplate {
             // template when it has one, else Alpaca
   kModel,   // the model's chat template (Jinja): user turn, then the assistant turn
   kAlpaca,  // Stanford Alpaca's two prompts (with and without input)
-  kChatml,  // <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n...<|im_end|>
+  kChatml,  // <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n...<|im_end|> (then EOS unless
+            // <|im_end|> is the tokenizer's EOS)
   kNone,    // the instruction (and input, after a blank line) as is, then the response
 };
 // "auto", "model", "alpaca", "chatml", "none"; ConfigError otherwise.
@@ -65,11 +66,13 @@ struct ChatTemplateText {
   std::string tmpl, bos, eos;
 };
 
-// A record as prompt and completion text. `chat`: rendered by a chat template, so it is
-// tokenized with special tokens parsed and without the tokenizer's BOS/EOS.
+// A record as prompt and completion text. `chat`: rendered by the model's chat template,
+// which writes its own BOS and end of turn, so the tokenizer adds neither and no EOS is
+// appended. `parse_special`: special-token text (<|im_start|>) becomes its token.
 struct FormattedExample {
   std::string prompt, completion;
   bool chat = false;
+  bool parse_special = false;
 };
 FormattedExample FormatRecord(const InstructionRecord& r, PromptTemplate t, const ChatTemplateText* chat);
 

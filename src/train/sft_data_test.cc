@@ -94,8 +94,9 @@ TEST(PromptTemplates, AlpacaIsStanfordAlpacasTextAndMatchesTheDollyPrompts) {
   EXPECT_GT(checked, 500u);
   const FormattedExample c = FormatRecord(with, PromptTemplate::kChatml, nullptr);
   EXPECT_EQ(c.prompt, "<|im_start|>user\nAdd the numbers.\n\n2 and 3<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(c.completion, "5<|im_end|>\n");
-  EXPECT_TRUE(c.chat);
+  EXPECT_EQ(c.completion, "5<|im_end|>");
+  EXPECT_FALSE(c.chat);  // the tokenizer's BOS, and EOS after the turn
+  EXPECT_TRUE(c.parse_special);
   EXPECT_EQ(FormatRecord(with, PromptTemplate::kNone, nullptr).prompt, "Add the numbers.\n\n2 and 3");
 }
 
