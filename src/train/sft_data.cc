@@ -75,7 +75,7 @@ InstructionFile ParseInstructionJsonl(const std::string& path, std::string_view 
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number overflow
       throw ConfigError(fmt::format("{}: not valid JSON ({})", where, e.what()));
     }
     if (!j.is_object()) throw ConfigError(fmt::format("{}: expected a JSON object, got {}", where, j.type_name()));

@@ -68,6 +68,9 @@ TEST(InstructionJsonl, BadLinesNameTheFileLineAndField) {
   EXPECT_EQ(ErrorOf("{\"instruction\": \"i\", \"instances\": [{\"input\": \"\"}]}\n"),
             "d.jsonl:1 instances[0]: missing field 'output'");
   EXPECT_EQ(ErrorOf("[1, 2]\n"), "d.jsonl:1: expected a JSON object, got array");
+  // Found by the fuzzer: a number too large for a double is nlohmann's out_of_range, not a
+  // parse_error; it must be the same named error.
+  EXPECT_NE(ErrorOf("{\"prompt\": 1e99999, \"response\": \"r\"}\n").find("d.jsonl:1: not valid JSON"), std::string::npos);
 }
 
 // Stanford Alpaca's PROMPT_DICT (published in tatsu-lab/stanford_alpaca train.py); the
