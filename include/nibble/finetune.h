@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nibble/api.h"
@@ -26,7 +27,9 @@ struct FinetuneOptions {
   std::string val_file;                // or a validation file of the same kind as the training data
   std::string out_dir;         // the run directory: checkpoint-N/, then the adapter or model, metrics.jsonl, loss.svg
   bool overwrite = false;      // reuse an OUT that holds only nibble's files (its old checkpoints are removed)
-  std::string method = "lora";  // full | lora
+  // full | lora | qlora (LoRA on a 4-bit base quantized at load, or a bnb 4-bit checkpoint:
+  // bnb_4bit_* below, target_modules all-linear unless given)
+  std::string method = "lora";
   int64_t seq_len = 256;
   int64_t batch_size = 1;       // TrainingArguments.per_device_train_batch_size default 8; see docs/FINETUNING.md
   int64_t grad_accum = 1;       // gradient_accumulation_steps
@@ -43,12 +46,25 @@ struct FinetuneOptions {
   int64_t save_every = 0;       // save_steps: OUT/checkpoint-N every N steps; 0: none
   int64_t save_total_limit = 0; // keep the newest N checkpoints; 0: all
   std::string resume_from;      // a checkpoint directory, or "latest" (the newest in out_dir)
-  // LoRA (PEFT's LoraConfig names and defaults; target_modules defaults to PEFT's choice
-  // for Llama: q_proj and v_proj).
+  // optim (transformers' names): adamw_torch | adamw_8bit | paged_adamw_32bit |
+  // paged_adamw_8bit (aliases adamw, adamw_bnb_8bit, paged_adamw).
+  std::string optim = "adamw_torch";
+  std::string paged_dir;        // a paged optimizer's state file (unlinked at once); empty: out_dir
+  bool gradient_checkpointing = false;  // recompute each layer in backward: same numbers, less memory
+  // Refuse to start when the estimate (nibble memory) exceeds this many bytes of RAM, naming
+  // what the run needs and what paging and checkpointing would save; e.g. "8GiB", "500MB". Empty: no limit.
+  std::string max_memory;
+  // QLoRA's base (BitsAndBytesConfig's names), used by method qlora:
+  std::string bnb_4bit_quant_type = "nf4";     // nf4 | fp4
+  bool bnb_4bit_use_double_quant = true;       // QLoRA's choice (BitsAndBytesConfig's default is off)
+  std::string bnb_4bit_compute_dtype = "auto"; // auto (bfloat16 with AVX512-BF16, else float32) | float32 | bfloat16 | float16
+  bool load_in_8bit = false;                   // method lora over an LLM.int8() base quantized at load
+  // LoRA (PEFT's LoraConfig names and defaults; target_modules empty: PEFT's choice for
+  // Llama, q_proj and v_proj, for lora; all-linear for qlora, as the QLoRA paper).
   int64_t r = 8;
   double lora_alpha = 8;
   double lora_dropout = 0.0;
-  std::vector<std::string> target_modules = {"q_proj", "v_proj"};
+  std::vector<std::string> target_modules;
   bool use_rslora = false;
   std::string init_lora_weights = "true";  // true | false | gaussian
   int num_threads = 0;          // 0: all cores
@@ -79,7 +95,11 @@ struct FinetuneReport {
   // Memory by component (counting allocators; the base weights are mapped, not counted).
   uint64_t weight_bytes = 0, gradient_bytes = 0, optimizer_bytes = 0, activation_bytes = 0, logits_bytes = 0,
            scratch_bytes = 0, base_mapped_bytes = 0;
+  uint64_t optimizer_paged_bytes = 0;  // a paged optimizer's state in its file (disk-backed)
   uint64_t peak_rss_bytes = 0;
+  std::string compute_dtype;       // of the quantized base's layers ("" when none)
+  std::string memory_json;         // what OUT/memory.json holds: {"estimate": {...}, "measured": {...}}
+  double estimate_total = 0, measured_total = 0;
   std::vector<std::string> files;  // written into out_dir
   std::vector<std::string> warnings;
 };
@@ -123,5 +143,34 @@ struct MergeReport {
 };
 
 NIBBLE_API MergeReport Merge(const MergeOptions& options);
+
+// `nibble memory`: the bytes a `nibble finetune` run with `train`'s options will hold, by
+// component, from the model's shapes and storage alone (model_path may be an HF
+// config.json on its own: a 70B run is sized before its weights are downloaded). The
+// same formulas produce the estimate every finetune run prints beside its measurement.
+struct MemoryEstimateOptions {
+  FinetuneOptions train;  // model_path, method, optim, seq_len, batch_size, gradient_checkpointing, r,
+                          // target_modules, lora_dropout, bnb_4bit_*, load_in_8bit, num_threads
+  int zero_stage = 0;     // 0..3: ZeRO divides optimizer state (1+), gradients (2+), weights (3)
+  int world_size = 1;
+};
+
+struct MemoryEstimate {
+  // {"components": {"weights": B, "quant_constants": B, "gradients": B, "optimizer_state": B,
+  // "optimizer_paged": B, "activations": B, "logits": B, "scratch": B}, "total": B}
+  std::string json;
+  std::vector<std::pair<std::string, uint64_t>> components;  // the same, in that order
+  uint64_t total = 0;            // every component but optimizer_paged (disk-backed)
+  uint64_t params = 0;           // the base model's parameters
+  uint64_t trainable = 0;        // trainable parameters
+  std::string base_storage;      // how the base's Linear weights are held: "bf16", "nf4 + double quant", ...
+  // Other tools' rules for the same model, for comparison (docs/MEMORY.md):
+  uint64_t rule_mixed_precision_adam = 0;  // 16 B per trainable parameter (2 + 2 + 12), activations aside
+  uint64_t rule_deepspeed = 0;             // 18 B per parameter (DeepSpeed's estimator with f32 gradient copies)
+  uint64_t rule_accelerate = 0;            // about 4x the model's bytes as stored (accelerate estimate-memory)
+};
+
+// ConfigError for a bad option (naming it) or a config that is not a Llama.
+NIBBLE_API MemoryEstimate EstimateMemory(const MemoryEstimateOptions& options);
 
 }  // namespace nibble

@@ -40,6 +40,16 @@ struct ModelOptions {
   // The classifier quantized at load to int8 per row (LLM.int8() without outliers): half
   // the bytes per token of a bf16 classifier, like llama.cpp's Q8_0 output. Off by default.
   bool int8_classifier = false;
+  // Quantize the Linear weights at load, as transformers' BitsAndBytesConfig does for
+  // QLoRA and k-bit LoRA: "nf4" or "fp4" (load_in_4bit, bnb_4bit_quant_type, blocks of 64)
+  // or "int8" (load_in_8bit: LLM.int8() with llm_int8_threshold 6.0, has_fp16_weights
+  // False). Empty keeps them as stored. lm_head stays unquantized (transformers skips it),
+  // and weights the checkpoint already holds quantized stay as stored.
+  std::string load_quantized;
+  bool load_double_quant = false;  // bnb_4bit_use_double_quant (BitsAndBytesConfig's default: off)
+  // The dtype 4-bit layers compute in: "float32", "bfloat16" or "float16"
+  // (bnb_4bit_compute_dtype); empty: as recorded (the checkpoint's, else float32).
+  std::string compute_dtype;
   // Load weights holding NaN or infinity instead of refusing them (--allow-nonfinite).
   bool allow_nonfinite = false;
   bool load_tokenizer = true;  // false: weights only (a KL-divergence comparison needs no text)

@@ -15,8 +15,10 @@
 
 #include "api/hf_dir.h"
 #include "api/loss_plot.h"
+#include "api/memory_estimate.h"
 #include "api/model_impl.h"
 #include "api/model_loader.h"
+#include "api/finetune_options.h"
 #include "api/run_dir.h"
 #include "core/memory_probe.h"
 #include "io/atomic_writer.h"
@@ -24,9 +26,12 @@
 #include "io/safetensors.h"
 #include "io/text_file.h"
 #include "nibble/error.h"
+#include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "quant/registry.h"
 #include "train/adapter_io.h"
 #include "train/sft_data.h"
+#include "train/memory_estimate.h"
 #include "train/trainer.h"
 
 namespace nibble {
@@ -34,59 +39,6 @@ namespace fs = std::filesystem;
 using api::Checkpoints;
 using api::kStage;
 namespace {
-
-void CheckOptions(const FinetuneOptions& o) {
-  if (o.model_path.empty()) throw ConfigError("option 'model_path' (-m) is required");
-  if (o.text_path.empty() == o.data_path.empty())
-    throw ConfigError("give the training data as either --text FILE (plain text) or --data FILE (instruction JSONL)");
-  if (o.out_dir.empty()) throw ConfigError("option 'out_dir' (-o) is required");
-  auto positive = [](int64_t v, const char* name, int64_t max) {
-    if (v < 1 || v > max) throw ConfigError(fmt::format("option '{}': expected 1..{}, got {}", name, max, v));
-  };
-  positive(o.seq_len, "seq_len", 1 << 20);
-  positive(o.batch_size, "batch_size", 1 << 16);
-  positive(o.grad_accum, "grad_accum", 1 << 16);
-  if (o.max_steps > (int64_t{1} << 40))
-    throw ConfigError(fmt::format("option 'max_steps': expected at most 2^40, got {}", o.max_steps));
-  if (o.max_steps <= 0 && !(o.epochs > 0 && o.epochs <= 1e6))
-    throw ConfigError(fmt::format("option 'epochs': expected a positive number (or give --max-steps), got {}",
-                                  o.epochs));
-  positive(o.logging_steps, "logging_steps", int64_t{1} << 40);
-  for (auto [v, name] : {std::pair{o.eval_every, "eval_every"}, std::pair{o.save_every, "save_every"},
-                         std::pair{o.save_total_limit, "save_total_limit"}, std::pair{o.warmup_steps, "warmup_steps"}})
-    if (v < 0) throw ConfigError(fmt::format("option '{}': expected >= 0, got {}", name, v));
-  if (!(o.val_split >= 0 && o.val_split < 1))
-    throw ConfigError(fmt::format("option 'val_split': expected a fraction in [0, 1), got {}", o.val_split));
-  if (o.val_split > 0 && !o.val_file.empty()) throw ConfigError("give either --val-split or --val-file, not both");
-  if (!(o.max_grad_norm >= 0) || !std::isfinite(o.max_grad_norm))
-    throw ConfigError(fmt::format("option 'max_grad_norm': expected >= 0, got {}", o.max_grad_norm));
-  if (o.num_threads != 0) CheckThreadCount(o.num_threads, "num_threads");
-  const train::PromptTemplate t = train::ParsePromptTemplate(o.template_name);
-  if (!o.text_path.empty() && (t != train::PromptTemplate::kAuto || o.train_on_prompt))
-    throw ConfigError("--template and --train-on-prompt apply to instruction data (--data), not to --text");
-}
-
-train::TrainConfig ToTrainConfig(const FinetuneOptions& o) {
-  train::TrainConfig c;
-  c.method = train::ParseMethod(o.method);
-  c.seq_len = static_cast<size_t>(o.seq_len);
-  c.batch_size = static_cast<size_t>(o.batch_size);
-  c.grad_accum = o.grad_accum;
-  c.max_steps = std::max<int64_t>(o.max_steps, 1);  // set from the data when counted in epochs
-  c.lr = o.lr;
-  c.schedule = optim::ParseLrSchedule(o.lr_scheduler);
-  c.warmup_steps = o.warmup_steps;
-  c.weight_decay = o.weight_decay;
-  c.max_grad_norm = o.max_grad_norm;
-  c.seed = o.seed;
-  c.lora.r = o.r;
-  c.lora.lora_alpha = o.lora_alpha;
-  c.lora.lora_dropout = o.lora_dropout;
-  c.lora.target_modules = o.target_modules;
-  c.lora.use_rslora = o.use_rslora;
-  c.lora.init = peft::ParseLoraInit(o.init_lora_weights);
-  return c;
-}
 
 // ---- data ----
 
@@ -223,6 +175,11 @@ nlohmann::json RunIdentity(const FinetuneOptions& o, const train::TrainConfig& t
                 {"vocab_size", c.vocab_size},
                 {"weights", Hex(ModelFingerprint(m))}};
   j["method"] = o.method;
+  j["optim"] = std::string(optim::StateName(tc.optim.kind));  // paged or not: the same state
+  if (o.method == "qlora" || o.load_in_8bit)
+    j["base"] = {{"quantization", o.load_in_8bit ? "int8" : o.bnb_4bit_quant_type},
+                 {"double_quant", o.method == "qlora" && o.bnb_4bit_use_double_quant},
+                 {"compute_dtype", api::ResolvedComputeDtype(o)}};
   if (tc.method == train::Method::kLora) {
     std::vector<std::string> targets = o.target_modules;
     std::sort(targets.begin(), targets.end());
@@ -342,27 +299,29 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
 
 }  // namespace
 
-FinetuneReport Finetune(const FinetuneOptions& o) {
-  CheckOptions(o);
-  ToTrainConfig(o);  // every option checked before the model loads
+FinetuneReport Finetune(const FinetuneOptions& options) {
+  const FinetuneOptions o = api::WithMethodDefaults(options);
+  api::CheckFinetuneOptions(o);
+  api::TrainConfigFrom(o);  // every option checked before the model loads
   const RawData raw = ReadRaw(o);
-  const Model model(api::ModelOptionsFrom(o));
+  const Model model(api::QuantizedBaseOptions(o, api::ModelOptionsFrom(o)));
   return Run(model, o, raw);
 }
 
 FinetuneReport Finetune(const Model& model, const FinetuneOptions& options) {
-  FinetuneOptions o = options;  // the model's files, for the checks, the messages and the adapter config
+  // The model's files, for the checks, the messages and the adapter config.
+  FinetuneOptions o = api::WithMethodDefaults(options);
   o.model_path = model.options().model_path;
   o.tokenizer_path = model.options().tokenizer_path;
-  CheckOptions(o);
-  ToTrainConfig(o);
+  api::CheckFinetuneOptions(o);
+  api::TrainConfigFrom(o);
   return Run(model, o, ReadRaw(o));
 }
 
 namespace {
 
 FinetuneReport Run(const Model& model, const FinetuneOptions& o, const RawData& raw) {
-  train::TrainConfig tc = ToTrainConfig(o);
+  train::TrainConfig tc = api::TrainConfigFrom(o);
   const api::LoadedModel* loaded = model.impl().loaded.get();
   if (loaded->tokenizer == nullptr) throw ConfigError("finetune: the model was loaded without its tokenizer");
   const model::LlamaConfig& cfg = loaded->config;
@@ -374,6 +333,9 @@ FinetuneReport Run(const Model& model, const FinetuneOptions& o, const RawData& 
     if (o.on_message) o.on_message(s);
   };
   std::vector<std::string> notes;
+  api::CheckQuantizedBase(o, *loaded, &notes);
+  api::CheckMaxMemory(o, *loaded, model.options().num_threads > 0 ? model.options().num_threads
+                                                                 : ExecContext(0).num_threads());
   const Data d = Tokenize(o, raw, *loaded, &notes);
   tc.max_steps = o.max_steps > 0 ? o.max_steps
                                  : StepsForEpochs(o.epochs, d.train.size(), tc.batch_size,
@@ -429,14 +391,15 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
   if (!ckpt.empty()) {
     try {
       const size_t n = tr.index().total();
-      std::vector<float> params(n), m(n), v(n);
+      std::vector<float> params(n);
       ReadTrainedParams(ckpt, *loaded, tr, params.data());
       start = state.at("global_step").get<int64_t>();
       if (start < 1 || start > tc.max_steps)
         throw ConfigError(fmt::format("--resume-from-checkpoint {}: global_step {} is outside 1..{}", ckpt, start,
                                       tc.max_steps));
-      train::ReadOptimizerState((fs::path(ckpt) / "optimizer.safetensors").string(), tr.index(), m.data(), v.data());
-      tr.Restore(start, params.data(), m.data(), v.data());
+      tr.Restore(start, params.data());
+      train::ReadOptimizerState((fs::path(ckpt) / "optimizer.safetensors").string(), tr.index(),
+                                tr.mutable_optimizer());
       const nlohmann::json& nb = state["nibble"];
       order.Seek(nb.at("samples_seen").get<uint64_t>());
       log.pending_loss = nb.at("pending_loss").get<double>();
@@ -484,7 +447,7 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
     const std::string path = (fs::path(o.out_dir) / fmt::format("checkpoint-{}", step)).string();
     api::HfDirWriter w(path, fs::exists(path), inputs);
     WriteOutputs(w, o, *loaded, tr);
-    train::WriteOptimizerState(w.atomic(), tr.index(), tr.exp_avg(), tr.exp_avg_sq());
+    train::WriteOptimizerState(w.atomic(), tr.index(), tr.optimizer());
     nlohmann::json s = {{"global_step", step},
                         {"epoch", order.epoch()},
                         {"max_steps", tc.max_steps},
@@ -564,10 +527,26 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.tokens_per_s = r.seconds > 0 ? static_cast<double>(r.tokens) / r.seconds : 0;
 
+  // The estimate beside what the run held (docs/MEMORY.md).
+  std::string storage;
+  const train::MemoryComponents est = train::EstimateTrainingMemory(
+      cfg, api::EstimateOptionsFor(o, &loaded->source, "", ctx.num_threads(), &storage));
+  uint64_t converted = 0;
+  for (const Tensor& t : loaded->owned) converted += t.num_bytes();
+  const train::MemoryComponents meas = train::MeasuredTrainingMemory(tr, *loaded->model, converted);
+  r.peak_rss_bytes = ReadRss().peak_bytes;
+  nlohmann::json mj = {{"estimate", est.ToJson()}, {"measured", meas.ToJson()}};
+  mj["measured"]["peak_rss"] = r.peak_rss_bytes;
+  mj["base_storage"] = storage;
+  r.memory_json = mj.dump(2) + "\n";
+  r.estimate_total = static_cast<double>(est.total());
+  r.measured_total = static_cast<double>(meas.total());
+  r.compute_dtype = api::ResolvedComputeDtype(o);
   {
     const std::string stage = (fs::path(o.out_dir) / kStage).string();
     api::HfDirWriter w(stage, false, inputs);
     WriteOutputs(w, o, *loaded, tr);
+    w.WriteText("memory.json", r.memory_json);
     w.WriteText("metrics.jsonl", log.Jsonl());
     w.WriteText("loss.svg", log.Svg(title));
     r.files = w.Commit();
@@ -581,8 +560,8 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
   r.activation_bytes = mem.activations;
   r.logits_bytes = mem.logits;
   r.scratch_bytes = mem.scratch;
+  r.optimizer_paged_bytes = mem.optimizer_paged;
   for (const auto& t : loaded->source.tensors()) r.base_mapped_bytes += t.data.size();
-  r.peak_rss_bytes = ReadRss().peak_bytes;
   return r;
 }
 

@@ -136,7 +136,7 @@ TEST(Finetune, BadInputFailsBeforeTrainingAndWritesNothing) {
   };
   FinetuneOptions o = Options("lora", out);
   o.method = "qlora-ish";
-  EXPECT_NE(message(o).find("option 'method': expected full or lora"), std::string::npos) << message(o);
+  EXPECT_NE(message(o).find("option 'method': expected full, lora or qlora"), std::string::npos) << message(o);
   o = Options("lora", out);
   o.target_modules = {"c_attn"};
   EXPECT_NE(message(o).find("down_proj, gate_proj, k_proj"), std::string::npos) << message(o);

@@ -1,12 +1,13 @@
 // nibble::Model: load once, run many times.
 #include "nibble/model.h"
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <string_view>
 
 #include "api/model_impl.h"
 #include "nibble/error.h"
+#include "quant/registry.h"
 
 namespace nibble {
 
@@ -27,6 +28,17 @@ LoadOptions LoadOptionsFrom(const ModelOptions& o) {
   lo.int8_activations = o.int8_activations;
   lo.int8_classifier = o.int8_classifier;
   lo.allow_nonfinite = o.allow_nonfinite;
+  if (!o.load_quantized.empty()) {
+    const std::optional<quant::QuantMethod> m = quant::ParseMethod(o.load_quantized);
+    if (!m || (*m != quant::QuantMethod::kNf4 && *m != quant::QuantMethod::kFp4 && *m != quant::QuantMethod::kLlmInt8))
+      throw ConfigError(fmt::format("option 'load_quantized': expected nf4, fp4 or int8, got \"{}\"",
+                                    o.load_quantized));
+    if (o.load_double_quant && *m == quant::QuantMethod::kLlmInt8)
+      throw ConfigError("option 'load_double_quant' applies to nf4 and fp4, not int8");
+    lo.quantize_linears = quant::QuantizeSpec{.method = *m, .blocksize = 64, .double_quant = o.load_double_quant};
+  }
+  if (!o.compute_dtype.empty()) lo.compute = quant::ParseComputeDtype(o.compute_dtype, "option 'compute_dtype'");
+  if (lo.quantize_linears && lo.compute) lo.quantize_linears->compute = *lo.compute;
   return lo;
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cpu_features.h"
+#include "io/mapped_file.h"
 #include "io/text_file.h"
 #include "kernels/convert.h"
 #include "kernels/nonfinite.h"
@@ -416,6 +417,28 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
       }
     }
     m->checkpoint_quantized_layers = static_cast<int64_t>(m->quantized.size());
+    if (options.quantize_linears) {
+      // QLoRA / k-bit LoRA: the stored Linear weights quantized at load (lm_head skipped, as
+      // transformers' BitsAndBytesConfig skips it); the mapped pages are dropped after each.
+      for (const std::string& name : LinearWeightNames(m->config)) {
+        auto it = by_hf_name.find(name);
+        if (name == "lm_head.weight" || quantized.count(name) || it == by_hf_name.end()) continue;
+        const SourceTensor& t = *it->second;
+        if (IsFloat(t.dtype) && t.data.size() == DTypeBytes(t.dtype, static_cast<uint64_t>(t.shape.NumElems()))) {
+          const int64_t bad = kernels::FindNonFinite(ctx.num_threads(), t.dtype, t.data.data(), t.shape.NumElems());
+          if (bad >= 0) throw NonFiniteError(path, t.name, bad);  // has no quantized form
+        }
+        std::vector<Tensor> tmp;
+        const ConstTensorView w = F32View(t, path, ctx, tmp);
+        m->quantized.push_back(std::make_unique<quant::QTensor>(
+            quant::QuantizeMatrix(ctx.allocator(), static_cast<const float*>(w.data), w.shape,
+                                  IsFloat(t.dtype) ? t.dtype : DType::kF32, *options.quantize_linears,
+                                  ctx.num_threads())));
+        quantized[name] = m->quantized.back().get();
+        io::DropPages(t.data);
+      }
+      m->load_quantized_layers = static_cast<int64_t>(m->quantized.size()) - m->checkpoint_quantized_layers;
+    }
     if (options.int8_activations) {
       for (const auto& q : m->quantized) m->int8_activation_layers += quant::SupportsInt8Activations(*q) ? 1 : 0;
     }
@@ -431,11 +454,14 @@ std::unique_ptr<LoadedModel> LoadModel(const std::string& path, const LoadOption
           ctx.allocator(), cls.data, cls.dtype, cls.shape, cls.dtype, /*threshold=*/0.0f, ctx.num_threads())));
       weights.classifier_q = m->quantized.back().get();
     }
-    m->model = std::make_unique<model::LlamaModel>(m->config, std::move(weights),
-                                                   quant::QLinearPolicy{.int8_activations = options.int8_activations});
+    m->model = std::make_unique<model::LlamaModel>(
+        m->config, std::move(weights),
+        quant::QLinearPolicy{.compute = options.compute, .int8_activations = options.int8_activations});
   }
   return m;
 }
+
+model::LlamaConfig ConfigFromHfConfigJson(const std::string& path) { return ConfigFromHf(path); }
 
 std::vector<std::string> Int8OptionWarnings(const LoadedModel& m, const LoadOptions& options) {
   std::vector<std::string> w;

@@ -42,6 +42,11 @@ struct LoadOptions {
   // Dense float weights are scanned at load and a NaN or infinity is a NonFiniteError
   // naming the tensor and the index; true skips the scan (--allow-nonfinite).
   bool allow_nonfinite = false;
+  // Linear weights (not lm_head) quantized at load when the file holds them unquantized
+  // (ModelOptions::load_quantized); the QTensors record quantize_linears->compute.
+  std::optional<quant::QuantizeSpec> quantize_linears;
+  // Overrides the compute dtype every quantized layer records (ModelOptions::compute_dtype).
+  std::optional<quant::ComputeDtype> compute;
 };
 
 // Everything a running model borrows from, kept together so the views stay valid:
@@ -60,6 +65,7 @@ struct LoadedModel {
   std::string tokenizer_source;                     // the file the vocabulary came from
   int64_t int8_activation_layers = 0;               // quantized layers running with int8 activations
   int64_t checkpoint_quantized_layers = 0;          // quantized layers stored in the file
+  int64_t load_quantized_layers = 0;                // quantized at load (LoadOptions::quantize_linears)
   bool classifier_was_quantized = false;            // lm_head already quantized: --int8-classifier kept it
 };
 
@@ -82,6 +88,10 @@ model::LlamaConfig ConfigFromSource(const ModelSource& src);
 // The GGUF `tokenizer.ggml.*` keys as a Vocab, with llama.cpp's defaults for absent
 // keys. Throws FormatError naming the key when one has the wrong type.
 tokenizer::Vocab VocabFromGguf(const io::GgufFile& g);
+
+// An HF config.json read on its own (`path` is the file or its directory), as the loader
+// reads it beside safetensors weights.
+model::LlamaConfig ConfigFromHfConfigJson(const std::string& path);
 
 // The `quantization_config` of an HF checkpoint's config.json, if any (nullopt for
 // GGUF, llama2.c and unquantized HF). ConfigError naming the key for a bad block.

@@ -91,14 +91,7 @@ QuantizeReport Quantize(const std::string& in, const std::string& out, const Qua
     if (!(o.threshold >= 0.0) || !std::isfinite(o.threshold))
       throw ConfigError(fmt::format("--threshold: expected a finite value >= 0, got {}", o.threshold));
   }
-  const std::string cd = o.compute_dtype;
-  const quant::ComputeDtype compute = cd == "float32" || cd == "f32"    ? quant::ComputeDtype::kF32
-                                      : cd == "bfloat16" || cd == "bf16" ? quant::ComputeDtype::kBf16
-                                      : cd == "float16" || cd == "f16"   ? quant::ComputeDtype::kF16
-                                                                         : throw ConfigError(fmt::format(
-                                                                               "--compute-dtype: expected float32, "
-                                                                               "bfloat16 or float16, got \"{}\"",
-                                                                               cd));
+  const quant::ComputeDtype compute = quant::ParseComputeDtype(o.compute_dtype, "--compute-dtype");
   spec.compute = compute;
 
   // ---- source ----

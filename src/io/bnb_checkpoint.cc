@@ -275,18 +275,6 @@ std::optional<DType> ParseTorchDtype(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view ComputeDtypeName(quant::ComputeDtype c) {
-  switch (c) {
-    case quant::ComputeDtype::kBf16:
-      return "bfloat16";
-    case quant::ComputeDtype::kF16:
-      return "float16";
-    case quant::ComputeDtype::kF32:
-      break;
-  }
-  return "float32";
-}
-
 std::string Bnb4bitQuantStateJson(const QTensor& q) {
   std::string s = fmt::format(R"({{"quant_type": "{}", "blocksize": {}, "dtype": "{}", "shape": {})",
                               q.method == QuantMethod::kNf4 ? "nf4" : "fp4", q.blocksize, TorchDtypeName(q.dtype),

@@ -34,6 +34,7 @@
 #include "core/shape.h"
 #include "io/safetensors.h"
 #include "quant/qtensor.h"
+#include "quant/registry.h"
 
 namespace nibble::io {
 
@@ -48,7 +49,7 @@ std::string Bnb4bitQuantStateJson(const quant::QTensor& q);
 std::string_view TorchDtypeName(DType t);
 std::optional<DType> ParseTorchDtype(std::string_view name);
 // "float32" | "bfloat16" | "float16" <-> ComputeDtype.
-std::string_view ComputeDtypeName(quant::ComputeDtype c);
+using quant::ComputeDtypeName;  // quant/registry.h
 
 // The `quantization_config` block of config.json (§6.5), typed.
 struct QuantizationConfig {

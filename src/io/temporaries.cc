@@ -106,7 +106,8 @@ bool IsModelDirEntry(std::string_view n) {
       "config.json",          "generation_config.json", "model.safetensors", "model.safetensors.index.json",
       "tokenizer.json",       "tokenizer_config.json",  "tokenizer.model",   "special_tokens_map.json",
       "added_tokens.json",    "chat_template.jinja",    "adapter_config.json", "adapter_model.safetensors",
-      "metrics.jsonl",        "loss.svg",               "optimizer.safetensors", "trainer_state.json"};
+      "metrics.jsonl",        "loss.svg",               "optimizer.safetensors", "trainer_state.json",
+      "memory.json"};
   for (std::string_view k : kNames)
     if (n == k) return true;
   // model-00001-of-00003.safetensors

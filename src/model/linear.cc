@@ -20,7 +20,7 @@ namespace {
 
 // Rows of W widened to f32 per tile in the backward pass: 256 rows of K = 8192 are 8 MiB,
 // small against the activations, and a GEMM of M x K x 256 still runs near its peak.
-constexpr size_t kTileRows = 256;
+constexpr size_t kTileRows = kLinearBackwardTileRows;
 
 // Rows [n0, n1) of a bf16 or quantized W: [N, K] as f32 into tile: [n1 - n0, K].
 void WidenRows(const LinearWeight& w, size_t n0, size_t n1, size_t K, float* tile, int threads) {

@@ -18,6 +18,10 @@
 
 namespace nibble::model {
 
+// Rows of a bf16 or quantized W widened to f32 at a time by LinearBackward's input gradient:
+// its scratch is min(N, 256)·K + M·min(N, 256) floats.
+inline constexpr size_t kLinearBackwardTileRows = 256;
+
 // What a Linear call needs besides its operands.
 struct LinearCall {
   int threads = 1;

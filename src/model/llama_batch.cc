@@ -21,18 +21,28 @@ float*& ModelGrads::Slot(const RoleAt& r) {
   return this->*(r.role->top_grad);
 }
 
+size_t BatchActivations::ActivationFloats(const LlamaConfig& c, const Batch& batch, int threads, bool checkpoint) {
+  const size_t N = batch.rows(), D = static_cast<size_t>(c.hidden_size), F = static_cast<size_t>(c.intermediate_size);
+  const size_t QD = static_cast<size_t>(c.QDim()), KVD = static_cast<size_t>(c.KvDim());
+  const size_t L = static_cast<size_t>(c.num_hidden_layers), half = static_cast<size_t>(c.HeadDim()) / 2;
+  // Per layer: a1, q, k, v, att, mid, a2, gate, up, act (the inner activations) and its
+  // output (the next layer's x); checkpointing keeps one layer's inner activations.
+  const size_t inner = 2 * D + 2 * QD + 2 * KVD + 3 * F + D;
+  const size_t layers = checkpoint ? L * D + inner : L * (inner + D);
+  return N * (D /*x of layer 0*/ + layers + D /*tmp*/ + D /*final_out*/) + 2 * batch.T * half +
+         static_cast<size_t>(std::max(1, threads)) * batch.T;
+}
+
 BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch,
-                                   int threads)
-    : batch_(batch), capacity_(batch) {
+                                   int threads, bool checkpoint)
+    : batch_(batch), capacity_(batch), checkpoint_(checkpoint) {
   const size_t N = batch.rows(), D = static_cast<size_t>(c.hidden_size), F = static_cast<size_t>(c.intermediate_size);
   const size_t QD = static_cast<size_t>(c.QDim()), KVD = static_cast<size_t>(c.KvDim());
   const size_t L = static_cast<size_t>(c.num_hidden_layers), half = static_cast<size_t>(c.HeadDim()) / 2;
   const size_t V = static_cast<size_t>(c.vocab_size);
-  // Per layer: a1, q, k, v, att, mid, a2, gate, up, act and its output (the next layer's x).
   const size_t per_layer = 3 * D + 2 * QD + 2 * KVD + 3 * F + D;
-  const size_t total = N * (D /*x of layer 0*/ + L * per_layer + D /*tmp*/ + D /*final_out*/) + 2 * batch.T * half +
-                       static_cast<size_t>(std::max(1, threads)) * batch.T;
-  if (N == 0 || total / N < L * per_layer || N > (size_t{1} << 40) / std::max<size_t>(V, 1))
+  const size_t total = ActivationFloats(c, batch, threads, checkpoint);
+  if (N == 0 || L * per_layer > (size_t{1} << 50) / N || N > (size_t{1} << 40) / std::max<size_t>(V, 1))
     throw ShapeError(fmt::format("training batch {}x{} is too large for this model", batch.B, batch.T));
   acts_ = Tensor(acts, DType::kF32, Shape{static_cast<int64_t>(total)});
   logits_t_ = Tensor(logits, DType::kF32, Shape{static_cast<int64_t>(N * V)});
@@ -46,8 +56,7 @@ BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const Lla
   float* x = take(N * D);
   float* tmp = take(N * D);
   layers_.resize(L);
-  for (LayerActivations& a : layers_) {
-    a.x = x;
+  auto take_inner = [&](LayerActivations& a) {
     a.a1 = take(N * D);
     a.q = take(N * QD);
     a.k = take(N * KVD);
@@ -58,6 +67,16 @@ BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const Lla
     a.gate = take(N * F);
     a.up = take(N * F);
     a.act = take(N * F);
+  };
+  LayerActivations shared;
+  if (checkpoint) take_inner(shared);
+  for (LayerActivations& a : layers_) {
+    if (checkpoint) {
+      a = shared;
+    } else {
+      take_inner(a);
+    }
+    a.x = x;
     a.out = take(N * D);
     a.tmp = tmp;
     x = a.out;
@@ -66,6 +85,7 @@ BatchActivations::BatchActivations(Allocator& acts, Allocator& logits, const Lla
   cos_ = take(batch.T * half);
   sin_ = take(batch.T * half);
   scores_ = take(static_cast<size_t>(std::max(1, threads)) * batch.T);
+  NB_CHECK(static_cast<size_t>(p - static_cast<float*>(acts_.data())) == total, "activation layout");
   tokens_.resize(N);
 }
 
@@ -123,8 +143,12 @@ void BackwardBatch(const LlamaModel& model, const BatchActivations& acts, const 
                            c.rms_norm_eps);
   const LayerEnv env{&c, call, batch, acts.cos(), acts.sin(), acts.scores()};
   const LayerGrads frozen;
-  for (size_t l = acts.layers().size(); l-- > 0;)
+  for (size_t l = acts.layers().size(); l-- > 0;) {
+    // Gradient checkpointing: the layer's inner activations again, from its kept input
+    // (its output, the next layer's kept input, is rewritten with the same bits).
+    if (acts.checkpointed()) LayerForward(env, w.layers[l], acts.layers()[l]);
     LayerBackward(env, w.layers[l], acts.layers()[l], g.layers.empty() ? frozen : g.layers[l], dh, layer);
+  }
   if (g.embed != nullptr) EmbedRowsBackward(acts.tokens().data(), dh, N, D, g.embed);
 }
 

@@ -17,10 +17,21 @@ namespace nibble::model {
 // Activations of a B×T batch kept for backward, from two allocators so that each part is
 // counted on its own: `acts` (every layer's activations, the residual streams, the final
 // norm) and `logits` ([N, V], reused as d(logits) by the loss).
+//
+// With `checkpoint` (gradient checkpointing, transformers' gradient_checkpointing=True) only
+// the residual stream entering each layer is kept; every layer's other activations share
+// one layer's buffers, and BackwardBatch recomputes each layer from its kept input before
+// its backward. Per row that keeps (L + 1)·D + one layer's 2D + 2QD + 2KVD + 3F + D floats
+// instead of D + L·(3D + 2QD + 2KVD + 3F + D); the recomputation draws the same dropout
+// masks (counter-based), so losses and gradients are bit-identical to the run without it.
 class BatchActivations {
  public:
   // Throws ShapeError when the byte count overflows.
-  BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch, int threads);
+  BatchActivations(Allocator& acts, Allocator& logits, const LlamaConfig& c, const Batch& batch, int threads,
+                   bool checkpoint = false);
+  bool checkpointed() const { return checkpoint_; }
+  // Floats `acts` takes for this shape (the estimator's formula and the constructor's size).
+  static size_t ActivationFloats(const LlamaConfig& c, const Batch& batch, int threads, bool checkpoint);
 
   const Batch& batch() const { return batch_; }
   // Runs the next batches as `b` (B and T no larger than the batch constructed with: the
@@ -41,6 +52,7 @@ class BatchActivations {
 
  private:
   Batch batch_, capacity_;
+  bool checkpoint_ = false;
   Tensor acts_, logits_t_;
   std::vector<LayerActivations> layers_;
   std::vector<int32_t> tokens_;

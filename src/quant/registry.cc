@@ -1,6 +1,10 @@
 // The one list of storage formats (C8): adding a format is one line here.
 #include "quant/registry.h"
 
+#include <fmt/format.h>
+
+#include "nibble/error.h"
+
 #include "quant/qtensor.h"
 
 #include <array>
@@ -68,6 +72,22 @@ std::optional<QuantMethod> ParseMethod(std::string_view name) {
   for (int i = 0; i < kNumQuantMethods; ++i)
     if (kMethodNames[i] == name) return static_cast<QuantMethod>(i);
   return std::nullopt;
+}
+
+ComputeDtype ParseComputeDtype(std::string_view n, std::string_view option) {
+  if (n == "float32" || n == "f32") return ComputeDtype::kF32;
+  if (n == "bfloat16" || n == "bf16") return ComputeDtype::kBf16;
+  if (n == "float16" || n == "f16") return ComputeDtype::kF16;
+  throw ConfigError(fmt::format("{}: expected float32, bfloat16 or float16, got \"{}\"", option, n));
+}
+
+std::string_view ComputeDtypeName(ComputeDtype d) {
+  switch (d) {
+    case ComputeDtype::kF32: return "float32";
+    case ComputeDtype::kBf16: return "bfloat16";
+    case ComputeDtype::kF16: return "float16";
+  }
+  return "?";
 }
 
 const FormatTraits* FindFormat(DType t) {

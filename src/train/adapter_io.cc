@@ -6,11 +6,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <map>
+#include <cstring>
 #include <set>
 
 #include "io/atomic_writer.h"
 #include "io/safetensors.h"
 #include "io/text_file.h"
+#include "core/check.h"
 #include "kernels/convert.h"
 
 namespace nibble::train {
@@ -218,24 +220,64 @@ void ReadParamTensors(const std::string& path, const model::ParamIndex& index, f
   }
 }
 
-void WriteOptimizerState(io::AtomicDir& dir, const model::ParamIndex& index, const float* m, const float* v) {
-  std::vector<std::string> names;
-  names.reserve(2 * index.entries().size());
-  std::vector<io::SafetensorsWriteTensor> tensors;
-  for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
-    const float* src = kind[7] == '.' ? m : v;
-    for (const model::ParamEntry& e : index.entries()) {
-      names.push_back(kind + e.name);
-      const auto* p = reinterpret_cast<const uint8_t*>(src + e.offset);
-      tensors.push_back({names.back(), DType::kF32, e.shape, {p, e.count * sizeof(float)}});
+namespace {
+
+struct StateTensor {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  void* data;
+  size_t bytes;
+};
+
+std::vector<StateTensor> StateTensors(const model::ParamIndex& index, const optim::AdamWState& state) {
+  std::vector<StateTensor> out;
+  for (size_t i = 0; i < index.entries().size(); ++i) {
+    const model::ParamEntry& e = index.entries()[i];
+    const optim::AdamWState::Slot& s = state.slots()[i];
+    if (s.eight_bit) {
+      const Shape blocks{static_cast<int64_t>(s.blocks())};
+      out.push_back({"state1." + e.name, DType::kU8, e.shape, s.q1, e.count});
+      out.push_back({"state2." + e.name, DType::kU8, e.shape, s.q2, e.count});
+      out.push_back({"absmax1." + e.name, DType::kF32, blocks, s.absmax1, s.blocks() * sizeof(float)});
+      out.push_back({"absmax2." + e.name, DType::kF32, blocks, s.absmax2, s.blocks() * sizeof(float)});
+    } else {
+      out.push_back({"exp_avg." + e.name, DType::kF32, e.shape, s.m, e.count * sizeof(float)});
+      out.push_back({"exp_avg_sq." + e.name, DType::kF32, e.shape, s.v, e.count * sizeof(float)});
     }
   }
+  return out;
+}
+
+}  // namespace
+
+void WriteOptimizerState(io::AtomicDir& dir, const model::ParamIndex& index, const optim::AdamWState& state) {
+  NB_CHECK(state.slots().size() == index.entries().size(), "optimizer state for another index");
+  const std::vector<StateTensor> st = StateTensors(index, state);
+  std::vector<io::SafetensorsWriteTensor> tensors;
+  for (const StateTensor& t : st)
+    tensors.push_back({t.name, t.dtype, t.shape, {static_cast<const uint8_t*>(t.data), t.bytes}});
   io::WriteSafetensors(dir.File("optimizer.safetensors"), tensors, {{"format", "pt"}}, io::Existing::kRefuse);
 }
 
-void ReadOptimizerState(const std::string& file, const model::ParamIndex& index, float* m, float* v) {
-  ReadParamTensors(file, index, m, "exp_avg.");
-  ReadParamTensors(file, index, v, "exp_avg_sq.");
+void ReadOptimizerState(const std::string& path, const model::ParamIndex& index, optim::AdamWState& state) {
+  NB_CHECK(state.slots().size() == index.entries().size(), "optimizer state for another index");
+  const io::SafetensorsFile f = io::SafetensorsFile::Open(path);
+  std::set<std::string> expected;
+  for (const StateTensor& t : StateTensors(index, state)) {
+    expected.insert(t.name);
+    const io::SafetensorsTensor* s = f.FindTensor(t.name);
+    if (s == nullptr)
+      throw ConfigError(fmt::format("{}: tensor '{}' is missing (was the checkpoint written with another --optim?)",
+                                    path, t.name));
+    if (!(s->shape == t.shape) || s->dtype != t.dtype || s->data.size() != t.bytes)
+      throw ConfigError(fmt::format("{}: tensor '{}': expected {} {}, got {} {}", path, t.name, DTypeName(t.dtype),
+                                    t.shape.ToString(), DTypeName(s->dtype), s->shape.ToString()));
+    std::memcpy(t.data, s->data.data(), t.bytes);
+  }
+  for (const io::SafetensorsTensor& t : f.tensors())
+    if (!expected.count(t.name))
+      throw ConfigError(fmt::format("{}: tensor '{}' belongs to no optimizer state of this run", path, t.name));
 }
 
 }  // namespace nibble::train

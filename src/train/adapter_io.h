@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/param_index.h"
+#include "optim/optimizer.h"
 #include "nibble/error.h"
 #include "peft/lora.h"
 
@@ -59,10 +60,14 @@ void ReadLoraWeights(const std::string& dir, const model::ParamIndex& index, flo
 void ReadParamTensors(const std::string& file, const model::ParamIndex& index, float* params,
                       std::string_view prefix = "");
 
-// AdamW's moments as optimizer.safetensors in `dir`: "exp_avg.<param>" and
-// "exp_avg_sq.<param>" (torch's state names) for every entry of `index`, f32, exactly as
-// the trainer holds them, so a resumed run continues bit for bit.
-void WriteOptimizerState(io::AtomicDir& dir, const model::ParamIndex& index, const float* m, const float* v);
-void ReadOptimizerState(const std::string& file, const model::ParamIndex& index, float* m, float* v);
+// The optimizer's state as optimizer.safetensors in `dir`, exactly as the trainer holds it
+// (a resumed run continues bit for bit), per entry of `index`: f32 moments as torch's
+// "exp_avg.<param>" / "exp_avg_sq.<param>"; 8-bit moments as bitsandbytes' "state1.<param>"
+// / "state2.<param>" (u8 codes, the parameter's shape) and "absmax1.<param>" /
+// "absmax2.<param>" (f32, one per block of 256). Paged and in-RAM state write the same file.
+void WriteOptimizerState(io::AtomicDir& dir, const model::ParamIndex& index, const optim::AdamWState& state);
+// Reads it back into `state` (same index, same optimizer kind): ConfigError naming the file
+// and the tensor for a missing, misshapen or foreign tensor.
+void ReadOptimizerState(const std::string& file, const model::ParamIndex& index, optim::AdamWState& state);
 
 }  // namespace nibble::train

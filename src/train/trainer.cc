@@ -90,12 +90,13 @@ Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecC
     lora_->Init(index_, F(params_));
     lora_->Attach(index_, F(params_), F(grads_), w);
   }
-  m_ = Untouched(optim_alloc_, index_.total());
-  v_ = Untouched(optim_alloc_, index_.total());
+  std::vector<optim::ParamRange> ranges;
+  for (const model::ParamEntry& e : index_.entries()) ranges.push_back({e.offset, e.count, e.decay});
+  opt_ = std::make_unique<optim::AdamWState>(config_.optim, ranges, optim_alloc_, config_.paged_dir);
   model_ = std::make_unique<model::LlamaModel>(c, std::move(w));
   acts_ = std::make_unique<model::BatchActivations>(acts_alloc_, logits_alloc_, c,
                                                     model::Batch{config_.batch_size, config_.seq_len, 0},
-                                                    ctx.num_threads());
+                                                    ctx.num_threads(), config_.gradient_checkpointing);
 }
 
 Trainer::~Trainer() = default;
@@ -169,15 +170,9 @@ StepResult Trainer::Step(std::span<const TokenBatch> micro) {
     throw ConfigError(fmt::format("step {}: the gradient norm is {}; stopping before the update", r.step,
                                   r.grad_norm));
   r.lr = config_.lr * optim::LrMultiplier(config_.schedule, step_, config_.warmup_steps, config_.max_steps);
-  if (step_ == 0) {
-    std::memset(m_.data(), 0, m_.num_bytes());
-    std::memset(v_.data(), 0, v_.num_bytes());
-  }
+  if (step_ == 0) opt_->Zero();
   ++step_;
-  for (const model::ParamEntry& e : index_.entries()) {
-    optim::AdamWStep(ctx_.num_threads(), F(params_) + e.offset, F(grads_) + e.offset, F(m_) + e.offset,
-                     F(v_) + e.offset, e.count, step_, r.lr, e.decay ? config_.weight_decay : 0.0, config_.adam);
-  }
+  opt_->Step(ctx_.num_threads(), F(params_), F(grads_), step_, r.lr, config_.weight_decay, config_.adam);
   return r;
 }
 
@@ -197,14 +192,10 @@ double Trainer::EvaluateBatch(const TokenBatch& b, size_t* counted) {
   return MicroBatch(b, 1.0f, false, 0, counted);
 }
 
-void Trainer::Restore(int64_t step, const float* params, const float* m, const float* v) {
+void Trainer::Restore(int64_t step, const float* params) {
   NB_CHECK(step >= 0, "restore to step {}", step);
-  const size_t n = index_.total();
-  std::memcpy(params_.data(), params, n * sizeof(float));
-  if (step > 0) {
-    std::memcpy(m_.data(), m, n * sizeof(float));
-    std::memcpy(v_.data(), v, n * sizeof(float));
-  }
+  std::memcpy(params_.data(), params, index_.total() * sizeof(float));
+  if (step == 0) opt_->Zero();
   step_ = step;
 }
 
@@ -232,6 +223,7 @@ TrainMemory Trainer::memory() const {
   m.weights = weights_alloc_.peak_bytes();
   m.gradients = grads_alloc_.peak_bytes();
   m.optimizer = optim_alloc_.peak_bytes();
+  m.optimizer_paged = opt_->paged_bytes();
   m.activations = acts_alloc_.peak_bytes();
   m.logits = logits_alloc_.peak_bytes();
   m.scratch = scratch_alloc_.peak_bytes();

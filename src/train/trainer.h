@@ -17,6 +17,7 @@
 #include "model/llama_model.h"
 #include "model/param_index.h"
 #include "optim/adamw.h"
+#include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "peft/lora.h"
 
@@ -42,13 +43,19 @@ struct TrainConfig {
   double max_grad_norm = 1.0;            // TrainingArguments default
   optim::AdamWConfig adam{0.9, 0.999, 1e-8, 0.0};  // betas and eps as TrainingArguments
   uint64_t seed = 42;                    // TrainingArguments default
+  // Recompute each layer's activations in backward (gradient_checkpointing): the same
+  // losses and gradients, bit for bit, with about 1/L of the layers' activation memory.
+  bool gradient_checkpointing = false;
+  optim::OptimSpec optim;    // --optim (adamw_torch by default)
+  std::string paged_dir;     // where a paged optimizer's state file goes ("" = the current directory)
 };
 
 // Bytes held by each part of training, from separate counting allocators.
 struct TrainMemory {
   size_t weights = 0;      // trainable parameters (full: every weight, as f32) ; LoRA: adapters
   size_t gradients = 0;
-  size_t optimizer = 0;    // AdamW m and v
+  size_t optimizer = 0;    // AdamW m and v in RAM (8-bit codes and absmax included)
+  size_t optimizer_paged = 0;  // state in the paged optimizer's file (disk-backed)
   size_t activations = 0;  // kept for backward (peak)
   size_t logits = 0;       // [N, V] (peak)
   size_t scratch = 0;      // temporaries inside forward and backward (peak)
@@ -106,12 +113,13 @@ class Trainer {
   // Summed loss of one micro-batch (no dropout, no update); *counted gets its counted targets.
   double EvaluateBatch(const TokenBatch& b, size_t* counted);
 
-  // AdamW's first and second moments (index().total() floats each; meaningful once step() ≥ 1).
-  const float* exp_avg() const { return static_cast<const float*>(m_.data()); }
-  const float* exp_avg_sq() const { return static_cast<const float*>(v_.data()); }
+  // The optimizer's state, one slot per index() entry (meaningful once step() ≥ 1).
+  const optim::AdamWState& optimizer() const { return *opt_; }
   // Puts the trainer where a checkpoint left it: `step` optimizer steps taken, the
-  // parameters and moments as saved (index().total() floats each; m and v ignored at step 0).
-  void Restore(int64_t step, const float* params, const float* m, const float* v);
+  // parameters as saved (index().total() floats). The state is then written into
+  // mutable_optimizer() (a step of 0 zeroes it).
+  void Restore(int64_t step, const float* params);
+  optim::AdamWState& mutable_optimizer() { return *opt_; }
 
   const model::LlamaModel& model() const { return *model_; }  // with the trained parameters bound
   const model::ParamIndex& index() const { return index_; }
@@ -135,7 +143,8 @@ class Trainer {
   ExecContext& ctx_;
   model::ParamIndex index_;
   Allocator weights_alloc_, grads_alloc_, optim_alloc_, acts_alloc_, logits_alloc_, scratch_alloc_;
-  Tensor params_, grads_, m_, v_;
+  Tensor params_, grads_;
+  std::unique_ptr<optim::AdamWState> opt_;
   std::unique_ptr<peft::LoraModel> lora_;
   std::unique_ptr<model::LlamaModel> model_;
   model::ModelGrads model_grads_;

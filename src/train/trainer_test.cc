@@ -236,7 +236,8 @@ TEST(Trainer, RestoreContinuesBitForBit) {
     for (auto& v : batches)
       for (int32_t& x : v) x = static_cast<int32_t>(rng() % 40);
     for (int s = 0; s < 2; ++s) a.Step(batches[s], batches[s + 1]);
-    b.Restore(a.step(), a.params(), a.exp_avg(), a.exp_avg_sq());
+    b.Restore(a.step(), a.params());
+    b.mutable_optimizer().CopyFrom(a.optimizer());
     for (int s = 2; s < 4; ++s) {
       const StepResult ra = a.Step(batches[s], batches[s + 1]), rb = b.Step(batches[s], batches[s + 1]);
       EXPECT_EQ(ra.step, rb.step);
@@ -245,6 +246,43 @@ TEST(Trainer, RestoreContinuesBitForBit) {
       EXPECT_EQ(ra.lr, rb.lr);
     }
     EXPECT_EQ(std::memcmp(a.params(), b.params(), a.index().total() * sizeof(float)), 0);
+  }
+}
+
+// Gradient checkpointing recomputes each layer in backward from its kept input, with the
+// same dropout masks: every loss, gradient and parameter equals the run that keeps all
+// activations bit for bit (full fine-tuning, and LoRA with dropout), with the activation
+// buffer the formula gives, smaller by (L − 1) layers' inner activations.
+TEST(Trainer, GradientCheckpointingIsBitIdenticalAndKeepsLess) {
+  for (const Method method : {Method::kFull, Method::kLora}) {
+    Tiny tiny;
+    ExecContext ctx(2);
+    TrainConfig cfg = Config(method, 2, 2);
+    cfg.lora.lora_dropout = 0.25;
+    TrainConfig ck = cfg;
+    ck.gradient_checkpointing = true;
+    Trainer a(*tiny.m, cfg, ctx), b(*tiny.m, ck, ctx);
+    std::mt19937 rng(5);
+    for (int s = 0; s < 3; ++s) {
+      std::vector<int32_t> tokens(32), targets(32);
+      for (size_t i = 0; i < 32; ++i) {
+        tokens[i] = static_cast<int32_t>(rng() % 40);
+        targets[i] = static_cast<int32_t>(rng() % 40);
+      }
+      const StepResult ra = a.Step(tokens, targets), rb = b.Step(tokens, targets);
+      EXPECT_EQ(ra.loss, rb.loss) << "step " << s;
+      EXPECT_EQ(ra.grad_norm, rb.grad_norm) << "step " << s;
+      EXPECT_EQ(std::memcmp(a.grads(), b.grads(), a.index().total() * sizeof(float)), 0) << "step " << s;
+    }
+    EXPECT_EQ(std::memcmp(a.params(), b.params(), a.index().total() * sizeof(float)), 0);
+    const model::LlamaConfig& c = tiny.c;
+    const size_t N = 2 * 8, L = static_cast<size_t>(c.num_hidden_layers);
+    const size_t inner = N * (2 * c.hidden_size + 2 * c.QDim() + 2 * c.KvDim() + 3 * c.intermediate_size +
+                              c.hidden_size);
+    ASSERT_GE(L, 2u);
+    EXPECT_EQ(a.memory().activations - b.memory().activations, (L - 1) * inner * sizeof(float));
+    EXPECT_EQ(b.memory().activations,
+              model::BatchActivations::ActivationFloats(c, {2, 8, 0}, 2, true) * sizeof(float));
   }
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
 #include "util/temp_dir.h"
 #include "util/run_cli.h"
 #include "util/test_paths.h"
@@ -93,11 +95,33 @@ TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {
 }
 
 TEST(Cli, HelpHasExamples) {
-  for (const char* cmd : {"--help", "inspect --help", "convert --help"}) {
+  for (const char* cmd : {"--help", "inspect --help", "convert --help", "memory --help", "finetune --help"}) {
     const RunResult r = RunCliMerged(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Examples:"), std::string::npos) << cmd << r.out;
   }
+}
+
+// `nibble memory --json` is one JSON object with the documented component names whose
+// total is their sum minus the disk-backed paged state; an unknown optimizer is a one-line
+// error listing the known ones.
+TEST(Cli, MemoryJsonHasTheComponentsAndTheirTotal) {
+  const std::string model = SourcePath("assets/stories260K/stories260K.bin");
+  const RunResult r = RunCli("memory -m " + model + " --method full --optim paged_adamw_8bit --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  uint64_t sum = 0;
+  for (const char* k : {"weights", "quant_constants", "gradients", "optimizer_state", "optimizer_paged", "activations",
+                        "logits", "scratch"}) {
+    ASSERT_TRUE(j["components"].contains(k)) << k;
+    if (std::string(k) != "optimizer_paged") sum += j["components"][k].get<uint64_t>();
+  }
+  EXPECT_EQ(j["total"].get<uint64_t>(), sum);
+  EXPECT_EQ(j["components"]["gradients"].get<uint64_t>(), j["components"]["weights"].get<uint64_t>());
+  const RunResult bad = RunCliMerged("memory -m " + model + " --optim sgd");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("unknown optimizer \"sgd\""), std::string::npos) << bad.out;
+  EXPECT_EQ(CountLines(bad.out), 1) << bad.out;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "nibble/finetune.h"
 #include "nibble/perplexity.h"
 
 namespace nibble::cli {
@@ -22,6 +23,11 @@ std::function<int()> AddDequantize(CLI::App& app);
 std::function<int()> AddExport(CLI::App& app);
 std::function<int()> AddFinetune(CLI::App& app);
 std::function<int()> AddMerge(CLI::App& app);
+std::function<int()> AddMemory(CLI::App& app);
+
+// The flags `finetune` and `memory` share: method, optim, checkpointing, shapes, LoRA and
+// QLoRA's BitsAndBytesConfig names.
+void AddTrainShapeFlags(CLI::App* cmd, FinetuneOptions* o);
 
 // Prints a perplexity report: PPL and counts to stdout, warnings and the summary line
 // to stderr (shared by `perplexity` and `demo`).

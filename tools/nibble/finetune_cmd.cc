@@ -64,8 +64,8 @@ int RunFinetune(FinetuneOptions o) {
   const double pct = r.total_params > 0 ? 100.0 * static_cast<double>(r.trainable_params) / r.total_params : 0;
   fmt::print(stderr,
              "summary: {} | {} steps{} | loss {:.4f} -> {:.4f}{} | trainable {} of {} params ({:.3f} %) | {} tokens "
-             "in {:.1f} s ({:.0f} tok/s) | memory: weights {} grads {} optimizer {} activations {} logits {} "
-             "scratch {} base (mapped) {} | peak RSS {}\n",
+             "in {:.1f} s ({:.0f} tok/s) | memory: weights {} grads {} optimizer {}{} activations {} logits {} "
+             "scratch {} base (mapped) {} | estimate {} vs measured {} ({:+.1f} %) | peak RSS {}\n",
              r.method, r.steps,
              r.resumed_from_step > 0 ? fmt::format(" (resumed at {})", r.resumed_from_step) : std::string(),
              r.first_loss, r.last_loss,
@@ -73,17 +73,55 @@ int RunFinetune(FinetuneOptions o) {
                                 : std::string(),
              Thousands(r.trainable_params), Thousands(r.total_params),
              pct, Thousands(r.tokens), r.seconds, r.tokens_per_s, HumanBytes(r.weight_bytes),
-             HumanBytes(r.gradient_bytes), HumanBytes(r.optimizer_bytes), HumanBytes(r.activation_bytes),
-             HumanBytes(r.logits_bytes), HumanBytes(r.scratch_bytes), HumanBytes(r.base_mapped_bytes),
+             HumanBytes(r.gradient_bytes), HumanBytes(r.optimizer_bytes),
+             r.optimizer_paged_bytes > 0 ? fmt::format(" (+{} paged to disk)", HumanBytes(r.optimizer_paged_bytes))
+                                         : std::string(),
+             HumanBytes(r.activation_bytes), HumanBytes(r.logits_bytes), HumanBytes(r.scratch_bytes),
+             HumanBytes(r.base_mapped_bytes), HumanBytes(static_cast<uint64_t>(r.estimate_total)),
+             HumanBytes(static_cast<uint64_t>(r.measured_total)),
+             r.measured_total > 0 ? 100.0 * (r.estimate_total - r.measured_total) / r.measured_total : 0.0,
              HumanBytes(r.peak_rss_bytes));
   return 0;
 }
 
 }  // namespace
 
+void AddTrainShapeFlags(CLI::App* cmd, FinetuneOptions* o) {
+  cmd->add_option("--method", o->method,
+                  "full | lora | qlora (LoRA over a 4-bit base quantized at load, or a bnb 4-bit checkpoint)")
+      ->capture_default_str();
+  cmd->add_option("--optim", o->optim,
+                  "adamw_torch | adamw_8bit | paged_adamw_32bit | paged_adamw_8bit (transformers' names; adamw, "
+                  "adamw_bnb_8bit and paged_adamw are aliases)")
+      ->capture_default_str();
+  cmd->add_flag("--gradient-checkpointing,--gradient_checkpointing", o->gradient_checkpointing,
+                "Recompute each layer's activations in backward (same losses, about 1/L of the activations)");
+  cmd->add_option("--seq-len", o->seq_len, "Tokens per training window")->capture_default_str();
+  cmd->add_option("--batch-size,--per_device_train_batch_size", o->batch_size, "Windows per micro-batch")
+      ->capture_default_str();
+  cmd->add_option("--r,--lora-r", o->r, "LoRA rank")->capture_default_str();
+  cmd->add_option("--lora-alpha,--lora_alpha", o->lora_alpha, "LoRA alpha (scale alpha/r)")->capture_default_str();
+  cmd->add_option("--lora-dropout,--lora_dropout", o->lora_dropout, "Dropout on the LoRA input")
+      ->capture_default_str();
+  cmd->add_option("--target-modules,--target_modules", o->target_modules,
+                  "Module names or suffixes (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj lm_head), or "
+                  "all-linear (every Linear but lm_head). Default: q_proj,v_proj (lora), all-linear (qlora)")
+      ->delimiter(',');
+  cmd->add_option("--bnb-4bit-quant-type,--bnb_4bit_quant_type", o->bnb_4bit_quant_type, "qlora: nf4 | fp4")
+      ->capture_default_str();
+  cmd->add_option("--bnb-4bit-use-double-quant,--bnb_4bit_use_double_quant", o->bnb_4bit_use_double_quant,
+                  "qlora: double quantization of the absmax constants (true | false)")
+      ->capture_default_str();
+  cmd->add_option("--bnb-4bit-compute-dtype,--bnb_4bit_compute_dtype", o->bnb_4bit_compute_dtype,
+                  "qlora: auto (bfloat16 with AVX512-BF16, else float32) | float32 | bfloat16 | float16")
+      ->capture_default_str();
+  cmd->add_flag("--load-in-8bit,--load_in_8bit", o->load_in_8bit,
+                "lora: quantize the base to LLM.int8() at load (k-bit LoRA)");
+}
+
 std::function<int()> AddFinetune(CLI::App& app) {
   auto o = std::make_shared<FinetuneOptions>();
-  CLI::App* cmd = app.add_subcommand("finetune", "Fine-tune a model on plain text: full or LoRA, AdamW");
+  CLI::App* cmd = app.add_subcommand("finetune", "Fine-tune a model: full, LoRA or QLoRA; AdamW (32-bit, 8-bit, paged)");
   cmd->add_option("-m,--model", o->model_path, "GGUF file, llama2.c .bin, or HF safetensors file/directory")
       ->required();
   cmd->add_option("-t,--tokenizer", o->tokenizer_path, "Tokenizer file; default: the model's own");
@@ -107,10 +145,10 @@ std::function<int()> AddFinetune(CLI::App& app) {
       ->required();
   cmd->add_flag("--overwrite", o->overwrite,
                 "Start over in an existing OUT that holds only nibble's files (its old checkpoints are removed)");
-  cmd->add_option("--method", o->method, "full | lora")->capture_default_str();
-  cmd->add_option("--seq-len", o->seq_len, "Tokens per training window")->capture_default_str();
-  cmd->add_option("--batch-size,--per_device_train_batch_size", o->batch_size, "Windows per micro-batch")
-      ->capture_default_str();
+  AddTrainShapeFlags(cmd, o.get());
+  cmd->add_option("--max-memory", o->max_memory,
+                  "Refuse to start when the estimated RAM exceeds this (e.g. 8GiB), saying what the run needs");
+  cmd->add_option("--paged-dir", o->paged_dir, "Where a paged optimizer keeps its state file (unlinked at once); default: OUT");
   cmd->add_option("--grad-accum,--gradient_accumulation_steps", o->grad_accum,
                   "Micro-batches per optimizer step (the loss is averaged over all their tokens)")
       ->capture_default_str();
@@ -142,15 +180,6 @@ std::function<int()> AddFinetune(CLI::App& app) {
   cmd->add_option("--resume-from-checkpoint,--resume_from_checkpoint", o->resume_from,
                   "Continue from OUT/checkpoint-N (a directory) or 'latest': the remaining steps log the same losses "
                   "as an uninterrupted run");
-  cmd->add_option("--r,--lora-r", o->r, "LoRA rank")->capture_default_str();
-  cmd->add_option("--lora-alpha,--lora_alpha", o->lora_alpha, "LoRA alpha (scale alpha/r)")->capture_default_str();
-  cmd->add_option("--lora-dropout,--lora_dropout", o->lora_dropout, "Dropout on the LoRA input")
-      ->capture_default_str();
-  cmd->add_option("--target-modules,--target_modules", o->target_modules,
-                  "Module names or suffixes (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj lm_head), or "
-                  "all-linear (every Linear but lm_head)")
-      ->delimiter(',')
-      ->capture_default_str();
   cmd->add_flag("--use-rslora,--use_rslora", o->use_rslora, "Scale alpha/sqrt(r) (rank-stabilised LoRA)");
   cmd->add_option("--init-lora-weights,--init_lora_weights", o->init_lora_weights,
                   "true (A Kaiming-uniform, B zero) | gaussian | false")

@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
       "      -f assets/tinystories-excerpt/tinystories_val_excerpt.txt\n"
       "  nibble finetune -m assets/stories260K/stories260K.bin --method lora --text input.txt \\\n"
       "      --seq-len 128 --max-steps 40 --lr 1e-3 -o /tmp/stories-lora\n"
+      "  nibble memory -m Llama-2-7b-hf/config.json --method qlora --optim paged_adamw_8bit \\\n"
+      "      --gradient-checkpointing --seq-len 512   # size a run before downloading the weights\n"
       "  NIBBLE_CPU=avx2 nibble --version      # what an AVX2-only CPU would run\n"
       "Run 'nibble COMMAND --help' for a command's flags and examples.\n");
   const auto inspect = nibble::cli::AddInspect(app);
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
   const auto export_hf = nibble::cli::AddExport(app);
   const auto finetune = nibble::cli::AddFinetune(app);
   const auto merge = nibble::cli::AddMerge(app);
+  const auto memory = nibble::cli::AddMemory(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
     else if (app.got_subcommand("export")) rc = export_hf();
     else if (app.got_subcommand("finetune")) rc = finetune();
     else if (app.got_subcommand("merge")) rc = merge();
+    else if (app.got_subcommand("memory")) rc = memory();
   } catch (const nibble::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "nibble: error: {}\n", e.what());
