@@ -93,7 +93,7 @@ Trainer::Trainer(const model::LlamaModel& base, const TrainConfig& config, ExecC
   std::vector<optim::ParamRange> ranges;
   for (const model::ParamEntry& e : index_.entries()) ranges.push_back({e.offset, e.count, e.decay});
   opt_ = std::make_unique<optim::AdamWState>(config_.optim, ranges, optim_alloc_, config_.paged_dir);
-  model_ = std::make_unique<model::LlamaModel>(c, std::move(w));
+  model_ = std::make_unique<model::LlamaModel>(c, std::move(w), base.quant_policy());  // compute dtype, int8
   acts_ = std::make_unique<model::BatchActivations>(acts_alloc_, logits_alloc_, c,
                                                     model::Batch{config_.batch_size, config_.seq_len, 0},
                                                     ctx.num_threads(), config_.gradient_checkpointing);
