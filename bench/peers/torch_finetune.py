@@ -4,8 +4,12 @@
 windows (run_clm's group_texts), batch size, sequence length, LoRA settings and thread
 count. Prints one JSON line: tokens/s over the timed steps and the peak RSS.
 
-    python bench/peers/torch_finetune.py --model DIR --text FILE --method lora|full \
-        --seq-len 256 --batch-size 1 --steps 8 --warmup 2 --threads 2 [--r 16 --lora-alpha 32]
+    python bench/peers/torch_finetune.py --model DIR --text FILE --method lora|full|qlora \
+        --seq-len 256 --batch-size 1 --steps 8 --warmup 2 --threads 2 [--r 16 --lora-alpha 32] \
+        [--compute-dtype float32|bfloat16]
+
+qlora loads the model with transformers' BitsAndBytesConfig(load_in_4bit, nf4, double quant,
+bnb_4bit_compute_dtype) on CPU (bitsandbytes >= 0.50) before PEFT's LoRA.
 """
 import argparse
 import json
@@ -19,7 +23,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--text", required=True)
-    ap.add_argument("--method", choices=["lora", "full"], default="lora")
+    ap.add_argument("--method", choices=["lora", "full", "qlora"], default="lora")
+    ap.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--steps", type=int, default=8)
@@ -35,8 +40,14 @@ def main():
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(a.model)
-    model = LlamaForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32, attn_implementation="sdpa")
-    if a.method == "lora":
+    quant = {}
+    if a.method == "qlora":
+        from transformers import BitsAndBytesConfig
+        quant = {"quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=getattr(torch, a.compute_dtype)), "device_map": "cpu"}
+    model = LlamaForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32, attn_implementation="sdpa", **quant)
+    if a.method in ("lora", "qlora"):
         cfg = peft.LoraConfig(r=a.r, lora_alpha=a.lora_alpha, lora_dropout=0.0, target_modules="all-linear",
                               task_type="CAUSAL_LM")
         model = peft.get_peft_model(model, cfg)
@@ -59,7 +70,8 @@ def main():
             t_timed += dt
             tokens += n
     print(json.dumps({
-        "peer": "pytorch+peft" if a.method == "lora" else "pytorch", "method": a.method,
+        "peer": {"lora": "pytorch+peft", "qlora": "pytorch+peft+bitsandbytes"}.get(a.method, "pytorch"),
+        "method": a.method, "compute_dtype": a.compute_dtype if a.method == "qlora" else "float32",
         "tokens_per_s": tokens / t_timed, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "threads": a.threads, "seq_len": a.seq_len, "batch_size": a.batch_size, "steps": a.steps,
         "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,

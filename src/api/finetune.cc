@@ -376,6 +376,14 @@ FinetuneReport Train(const Model& model, const FinetuneOptions& o, const Data& d
     if (o.on_message) o.on_message(s);
   };
   train::Trainer tr(*loaded->model, tc, ctx);
+  if (tr.memory().optimizer_paged > 0)
+    note(fmt::format("optimizer: {:.1f} MiB of {} state paged to an unlinked file in {}{}",
+                     static_cast<double>(tr.memory().optimizer_paged) / 1048576.0,
+                     o.optim, tc.paged_dir,
+                     optim::PagedArena::OnTmpfs(tc.paged_dir)
+                         ? " -- warning: that directory is a tmpfs (RAM), where pages leave memory only through "
+                           "swap; give --paged-dir on a disk"
+                         : ""));
   if (tc.method == train::Method::kFull) {
     // The weights now live in the trainer's f32 buffer: the mapped file's pages need not stay
     // resident (513 MiB of SmolLM2-135M's peak RSS).

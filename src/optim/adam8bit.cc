@@ -16,7 +16,7 @@ namespace d8 = quant::dynamic8;
 
 struct Maps {
   d8::Map sig = d8::SignedMap(), uns = d8::UnsignedMap();
-  d8::Midpoints sig_mid = d8::MidpointsOf(sig), uns_mid = d8::MidpointsOf(uns);
+  d8::SelectTable sig_sel = d8::MakeSelectTable(sig), uns_sel = d8::MakeSelectTable(uns);
 };
 const Maps& TheMaps() {
   static const Maps m;
@@ -89,10 +89,10 @@ void Block8(const Consts& k, const Maps& maps, float* p, const float* g, uint8_t
   for (size_t i = 0; i < n; ++i) {
     if (finite[i]) Update(k, m[i], v[i], p[i]);
     // m / 0 is NaN for an all-zero block: Select gives 0, the sign fix 255 (spec §4.2.2).
-    uint8_t c1 = d8::Select(maps.sig_mid, m[i] / new_a1);
+    uint8_t c1 = d8::Select(maps.sig_sel, m[i] / new_a1);
     if (std::signbit(maps.sig[c1]) != std::signbit(m[i])) c1 = static_cast<uint8_t>(m[i] > 0.0f ? c1 + 1 : c1 - 1);
     q1[i] = c1;
-    q2[i] = d8::Select(maps.uns_mid, v[i] / new_a2);
+    q2[i] = d8::Select(maps.uns_sel, v[i] / new_a2);
   }
 }
 

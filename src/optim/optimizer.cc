@@ -70,7 +70,7 @@ AdamWState::AdamWState(const OptimSpec& spec, std::span<const ParamRange> ranges
   for (const ParamRange& r : ranges) {
     const TensorStateBytes b = StateBytes(spec, r.count);
     if (!b.paged) continue;
-    // One region per array (codes and absmax apart), each 2 MiB-aligned.
+    // One region per array (codes and absmax apart), each page-aligned.
     arena_bytes += b.eight_bit ? 2 * PagedRegionBytes(r.count) + 2 * PagedRegionBytes(Blocks(r.count) * 4)
                                : 2 * PagedRegionBytes(r.count * 4);
   }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -55,6 +56,12 @@ void* PagedArena::Take(size_t bytes) {
   void* p = static_cast<char*>(base_) + used_;
   used_ += need;
   return p;
+}
+
+bool PagedArena::OnTmpfs(const std::string& dir) noexcept {
+  struct statfs s {};
+  constexpr long kTmpfsMagic = 0x01021994;
+  return ::statfs(dir.empty() ? "." : dir.c_str(), &s) == 0 && static_cast<long>(s.f_type) == kTmpfsMagic;
 }
 
 void PagedArena::WillNeed(const void* p, size_t bytes) noexcept {

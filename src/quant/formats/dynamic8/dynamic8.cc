@@ -74,6 +74,21 @@ uint8_t Select(const Midpoints& mids, float s) noexcept {
   return static_cast<uint8_t>(k);
 }
 
+SelectTable MakeSelectTable(const Map& map) {
+  SelectTable t;
+  t.mids = MidpointsOf(map);
+  for (uint32_t bucket = 0; bucket < 65536; ++bucket) {
+    // The smallest float of the bucket in the order the key preserves.
+    const uint32_t key = bucket << 16;
+    const uint32_t bits = (key & 0x80000000u) != 0 ? (key & 0x7fffffffu) : ~key;
+    const float lo = std::bit_cast<float>(bits);
+    t.first[bucket] = std::isnan(lo) ? uint8_t{0}
+                                      : static_cast<uint8_t>(std::min<ptrdiff_t>(
+                                            254, std::lower_bound(t.mids.begin(), t.mids.end(), lo) - t.mids.begin()));
+  }
+  return t;
+}
+
 uint8_t SelectRef(const Map& map, float s) noexcept {
   if (std::isnan(s)) return 0;
   for (int k = 0; k < 255; ++k) {

@@ -109,6 +109,25 @@ uint8_t Select(const Midpoints& mids, float s) noexcept;
 // The linear definition of §3.3, the oracle of Select.
 uint8_t SelectRef(const Map& map, float s) noexcept;
 
+// Select by table (the 8-bit optimizer's hot loop): the binary search's first candidate is
+// looked up by the top 16 bits of s's order-preserving bit pattern, then advanced past the
+// few midpoints left below s, so the result is Select's, bit for bit, for every s.
+struct SelectTable {
+  Midpoints mids{};
+  std::array<uint8_t, 65536> first{};  // lower_bound of the smallest float of each bucket
+};
+SelectTable MakeSelectTable(const Map& map);
+inline uint8_t Select(const SelectTable& t, float s) noexcept {
+  const uint32_t b = std::bit_cast<uint32_t>(s);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return 0;  // NaN
+  const uint32_t key = (b & 0x80000000u) != 0 ? ~b : (b | 0x80000000u);
+  int k = t.first[key >> 16];
+  while (k < 255 && t.mids[static_cast<size_t>(k)] < s) ++k;
+  if (k == 255) return 255;
+  if (s == t.mids[static_cast<size_t>(k)]) return static_cast<uint8_t>((k % 2 == 0) ? k : k + 1);
+  return static_cast<uint8_t>(k);
+}
+
 // Blockwise 8-bit quantization (§4.1): x: [n] -> codes: [n], absmax: [ceil(n/B)].
 void Quantize(const Map& map, const float* x, int64_t n, int64_t blocksize, uint8_t* codes, float* absmax) noexcept;
 // out[i] = f32(map[codes[i]] * absmax[i / B]).
