@@ -349,7 +349,9 @@ FinetuneReport Run(const Model& model, const FinetuneOptions& o, const RawData& 
     state = io::ReadJsonObject((fs::path(ckpt) / "trainer_state.json").string(), "trainer state");
     if (!state.contains("nibble") || !state["nibble"].contains("run"))
       throw ConfigError(fmt::format("--resume-from-checkpoint {}: trainer_state.json was not written by nibble", ckpt));
-    CheckSameRun(state["nibble"]["run"], identity, ckpt);
+    nlohmann::json saved = state["nibble"]["run"];
+    if (saved.is_object() && !saved.contains("optim")) saved["optim"] = "adamw_torch";  // written before --optim
+    CheckSameRun(saved, identity, ckpt);
   }
   std::vector<std::string> inputs = {o.model_path, o.text_path.empty() ? o.data_path : o.text_path};
   if (!o.tokenizer_path.empty()) inputs.push_back(o.tokenizer_path);
