@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "nibble/api.h"
@@ -39,6 +40,9 @@ struct ConvertReport {
   double max_abs_error = 0, mean_abs_error = 0;
   double max_rel_error = 0;  // max |out - in| / |in| over elements with |in| >= 1e-30
   uint64_t num_nonfinite_out = 0;  // elements that became inf or NaN from finite inputs
+  // The fp16 pitfalls, named: each tensor with values beyond the target's finite range
+  // (f16: ±65504), and (f16) an rms_norm_eps below f16's smallest normal 6.1e-5.
+  std::vector<std::string> warnings;
   double seconds = 0;
   uint64_t peak_alloc_bytes = 0;  // peak bytes held through nibble's allocator
 };

@@ -9,10 +9,13 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 
+#include "api/model_loader.h"
 #include "api/model_source.h"
 #include "core/dtype.h"
 #include "core/check.h"
+#include "core/float_convert.h"
 #include "core/exec_context.h"
 #include "core/tensor.h"
 #include "io/gguf.h"
@@ -20,6 +23,7 @@
 #include "kernels/convert.h"
 #include "kernels/error_stats.h"
 #include "kernels/nonfinite.h"
+#include "nibble/error.h"
 #include "io/atomic_writer.h"
 #include "quant/registry.h"
 
@@ -93,6 +97,39 @@ void CheckTarget(const ConvertOptions& o, FileFormat in, const std::string& out_
   }
 }
 
+std::string RangeText(DType t) {
+  switch (t) {
+    case DType::kF16: return " (±65504)";
+    case DType::kF8E4M3FN: return " (±448)";
+    case DType::kF8E5M2: return " (±57344)";
+    default: return "";
+  }
+}
+
+// fp16's other pitfall: RMSNorm's epsilon below f16's smallest normal 2^-14 (≈ 6.1e-5) is a
+// subnormal in f16, and below its smallest subnormal 2^-24 (≈ 6e-8) it flushes to 0, so a
+// runtime that adds it in f16 loses it (an all-zero row then divides by zero). Names the
+// field the file keeps it in.
+std::optional<std::string> EpsWarning(const api::ModelSource& src) {
+  model::LlamaConfig c;
+  try {
+    c = api::ConfigFromSource(src);
+  } catch (const Error&) {
+    return std::nullopt;  // not a Llama nibble knows: no epsilon to check
+  }
+  constexpr float kMinNormal = 6.103515625e-05f;  // 2^-14
+  if (!(c.rms_norm_eps < kMinNormal)) return std::nullopt;
+  const char* field = src.format() == api::FileFormat::kGguf     ? "GGUF key llama.attention.layer_norm_rms_epsilon"
+                      : src.format() == api::FileFormat::kLlama2c ? "llama2.c's fixed epsilon"
+                                                                  : "config.json field rms_norm_eps";
+  const float in_f16 = F16ToF32(F32ToF16(c.rms_norm_eps));
+  return fmt::format("rms_norm_eps {:g} ({}) is below f16's smallest normal 6.1e-05: {}", c.rms_norm_eps, field,
+                     in_f16 == 0.0f ? std::string("in f16 it flushes to 0 (RMSNorm of an all-zero row divides by 0)")
+                                    : fmt::format("in f16 it is the subnormal {:.5g} (runtimes that compute RMSNorm in "
+                                                  "f16 lose its precision; nibble computes it in f32)",
+                                                  in_f16));
+}
+
 }  // namespace
 
 ConvertReport Convert(const std::string& in, const std::string& out, const ConvertOptions& options) {
@@ -153,7 +190,12 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
       }
       std::span<const uint8_t> bytes = t.data;
       if (plans[i].convert) {
+        const uint64_t overflowed = stats.nonfinite;
         ConvertTensor(ctx, t, in, plans[i], current, stats);
+        if (stats.nonfinite > overflowed)
+          rep.warnings.push_back(fmt::format("tensor '{}': {} values beyond {}'s finite range{} became infinite or NaN",
+                                             t.name, stats.nonfinite - overflowed, DTypeName(plans[i].storage),
+                                             RangeText(plans[i].storage)));
         bytes = {static_cast<const uint8_t*>(current.data()), current.num_bytes()};
       }
       done_in += t.data.size();
@@ -162,6 +204,9 @@ ConvertReport Convert(const std::string& in, const std::string& out, const Conve
     };
   };
 
+  if (options.dtype == DType::kF16) {
+    if (std::optional<std::string> w = EpsWarning(src)) rep.warnings.push_back(*w);
+  }
   if (out_gguf) {
     std::vector<io::GgufKv> kv = src.gguf()->metadata();
     for (auto& e : kv) {

@@ -195,6 +195,34 @@ TEST(Convert, Tf32IsStoredAsF32WithRoundedMantissa) {
   }
 }
 
+// The fp16 pitfalls are named, not met as infinities later: a tensor with values beyond
+// ±65504, and an rms_norm_eps below f16's smallest normal (hf-tiny-random-llama's 1e-6 is an
+// f16 subnormal; stories260K's GGUF keeps 1e-5 under its llama.* key). bf16 has neither.
+TEST(Convert, F16PitfallsAreNamed) {
+  TempDir dir;
+  const std::string big = dir.File("big.safetensors");
+  const float values[4] = {1.0f, 70000.0f, -1e6f, 65504.0f};
+  io::WriteSafetensors(big, {{"layer.big", DType::kF32, Shape{4}, {reinterpret_cast<const uint8_t*>(values), 16}}},
+                       {{"format", "pt"}}, io::Existing::kRefuse);
+  ConvertOptions o;
+  o.dtype = DType::kF16;
+  ConvertReport r = Convert(big, dir.File("big16.safetensors"), o);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("tensor 'layer.big': 2 values beyond f16's finite range (±65504)"), std::string::npos)
+      << r.warnings[0];
+  r = Convert(SharedData("hf-tiny-random-llama"), dir.File("tiny16.safetensors"), o);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("rms_norm_eps 1e-06 (config.json field rms_norm_eps) is below f16's smallest normal"),
+            std::string::npos)
+      << r.warnings[0];
+  EXPECT_NE(r.warnings[0].find("subnormal"), std::string::npos);
+  r = Convert(SharedData("llama2c-stories260K/stories260K.gguf"), dir.File("s16.gguf"), o);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("GGUF key llama.attention.layer_norm_rms_epsilon"), std::string::npos) << r.warnings[0];
+  o.dtype = DType::kBF16;
+  EXPECT_TRUE(Convert(big, dir.File("big_bf16.safetensors"), o).warnings.empty());
+}
+
 TEST(Convert, UnsupportedTargetsFailAndLeaveNoFile) {
   TempDir dir;
   ConvertOptions o;

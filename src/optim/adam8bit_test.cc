@@ -24,7 +24,7 @@ namespace d8 = quant::dynamic8;
 // TV8 (spec §7): one step of four elements, every value compared by its bits.
 TEST(Adam8bit, TV8) {
   std::vector<float> p = {1.0f, -0.5f, 0.25f, 0.0f}, g = {0.1f, -0.2f, 0.0f, 0.4f};
-  std::vector<uint8_t> q1(4, 127), q2(4, 0);
+  std::vector<uint8_t> q1(4, 0), q2(4, 0);
   float a1 = 0, a2 = 0;
   Adam8bitStep(1, p.data(), g.data(), q1.data(), q2.data(), &a1, &a2, 4, 1, {1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f});
   EXPECT_EQ(a1, 0.040000010281801224f);

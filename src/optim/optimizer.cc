@@ -108,8 +108,9 @@ AdamWState::~AdamWState() = default;
 void AdamWState::Zero() {
   for (const Slot& s : slots_) {
     if (s.eight_bit) {
-      // Code 127 of DYN_SIGNED and code 0 of DYN_UNSIGNED are 0; absmax 0 makes every value 0.
-      std::memset(s.q1, 127, s.range.count);
+      // bitsandbytes' initial state (spec §4.2.1): codes 0 and absmax 0, so both moments
+      // start at (signed) zero.
+      std::memset(s.q1, 0, s.range.count);
       std::memset(s.q2, 0, s.range.count);
       std::memset(s.absmax1, 0, s.blocks() * sizeof(float));
       std::memset(s.absmax2, 0, s.blocks() * sizeof(float));

@@ -39,6 +39,8 @@ int RunConvert(const ConvertArgs& a) {
   fmt::print("error introduced: max |err| {:.6g}, mean |err| {:.6g}, max rel {:.6g}{}\n", r.max_abs_error,
              r.mean_abs_error, r.max_rel_error,
              r.num_nonfinite_out ? fmt::format(", {} values overflowed to inf/NaN", r.num_nonfinite_out) : "");
+  std::fflush(stdout);
+  for (const std::string& w : r.warnings) fmt::print(stderr, "nibble: warning: {}\n", w);
   fmt::print(
       "summary: {} {} ({:.3f} bytes/param) -> {} {} ({:.3f} bytes/param) | {} params | {:.3f} s | "
       "peak alloc {} | peak RSS {}\n",
